@@ -1,0 +1,15 @@
+// The monitor's console: COM1. Every line is formatted first and written whole under a lock,
+// so lines from different CPUs never interleave.
+#pragma once
+
+#include <stddef.h>
+
+namespace vlibos::console {
+
+void init();
+// Prints one formatted message (include the '\n'). Safe from any CPU and from exception
+// handlers: a CPU that faults while printing does not deadlock against itself.
+void print(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void write(const char* text, size_t length);
+
+} // namespace vlibos::console

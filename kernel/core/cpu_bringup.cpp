@@ -1,0 +1,193 @@
+// Bringing every CPU under the monitor: descriptor tables, LAPIC, a timer that provably fires,
+// and the report line that names the CPU's partition. Application processors are started one
+// at a time, so their reports come in CPU order and a CPU that does not start is named.
+#include "arch/x86_64/cpu.hpp"
+#include "arch/x86_64/descriptors.hpp"
+#include "arch/x86_64/interrupts.hpp"
+#include "arch/x86_64/lapic.hpp"
+#include "arch/x86_64/pic_8259.hpp"
+#include "arch/x86_64/smp.hpp"
+#include "arch/x86_64/tsc.hpp"
+#include "boot/cmdline.hpp"
+#include "core/boot.hpp"
+#include "core/console.hpp"
+#include "core/panic.hpp"
+#include "core/percpu.hpp"
+
+namespace vlibos {
+
+namespace {
+
+constexpr size_t kStackFrames = 4;                 // 16 KiB kernel stack per CPU
+constexpr uint64_t kTimerCheckDelayUs = 1000;      // the one-shot each CPU arms at boot
+constexpr uint64_t kTimerCheckTimeoutUs = 200000;  // ... and how long it may take to fire
+constexpr uint64_t kStartTimeoutUs = 500000;       // INIT-SIPI-SIPI until the AP runs C++
+constexpr uint64_t kSetupTimeoutUs = 2000000;      // AP running C++ until it has reported
+constexpr uint64_t kLapicCalibrationUs = 10000;
+
+uint64_t g_lapic_ticks_per_ms = 0;                 // one-shot mode only; 0 with TSC-deadline
+
+uint64_t allocate_stack(Machine& machine, size_t frames, uint32_t cpu, const char* what)
+{
+    auto base = machine.frames.allocate(frames);
+    if (!base)
+        panic("no memory for cpu %u's %s: %s", cpu, what, mm::describe(base.error()));
+    return base.value() + frames * mm::PAGE_SIZE;
+}
+
+void allocate_stacks(Machine& machine, PerCpu& cpu)
+{
+    cpu.stack_top = allocate_stack(machine, kStackFrames, cpu.index, "stack");
+    for (unsigned i = 0; i < x86::ist::kCount; ++i)
+        cpu.ist_stack_top[i] = allocate_stack(machine, 1, cpu.index, "exception stack");
+}
+
+void load_cpu_tables(PerCpu& cpu)
+{
+    for (unsigned i = 0; i < x86::ist::kCount; ++i)
+        cpu.tss.ist[i] = cpu.ist_stack_top[i];
+    x86::load_gdt_and_tss(cpu.gdt, cpu.tss);
+    x86::load_idt();
+    x86::Lapic::enable_on_this_cpu(x86::kVectorSpurious);
+    uint32_t hardware_id = x86::Lapic::id();
+    if (hardware_id != cpu.apic_id)
+        panic("cpu %u: the local APIC reports ID %u, but ACPI lists it as %u", cpu.index, hardware_id, cpu.apic_id);
+}
+
+// Arms a one-shot timer interrupt and waits for it: proof that this CPU's LAPIC timer and
+// interrupt path work. Returns the measured delay in microseconds, or 0 if it never fired.
+uint64_t check_timer(PerCpu& cpu)
+{
+    cpu.timer_fired = 0;
+    uint64_t start = x86::tsc::now();
+    if (x86::Lapic::has_tsc_deadline())
+        x86::Lapic::arm_tsc_deadline(x86::kVectorLapicTimer, start + x86::tsc::from_microseconds(kTimerCheckDelayUs));
+    else
+        x86::Lapic::arm_one_shot(x86::kVectorLapicTimer,
+                                 static_cast<uint32_t>(g_lapic_ticks_per_ms * kTimerCheckDelayUs / 1000));
+    uint64_t give_up = start + x86::tsc::from_microseconds(kTimerCheckTimeoutUs);
+    x86::enable_interrupts();
+    while (cpu.timer_fired == 0 && x86::tsc::now() < give_up)
+        x86::cpu_relax();
+    x86::disable_interrupts();
+    uint64_t elapsed = x86::tsc::to_microseconds(x86::tsc::now() - start);
+    x86::Lapic::stop_timer();
+    return cpu.timer_fired != 0 ? elapsed : 0;
+}
+
+void report_online(Machine& machine, PerCpu& cpu)
+{
+    uint64_t fired_after = check_timer(cpu);
+    if (fired_after == 0)
+        panic("cpu %u: the LAPIC timer interrupt never arrived", cpu.index);
+    console::print("vlibos: cpu %u lapic %s, timer %s fired after %llu us\n", cpu.index,
+                   x86::Lapic::mode() == x86::Lapic::Mode::X2Apic ? "x2apic" : "xapic",
+                   x86::Lapic::has_tsc_deadline() ? "tsc-deadline" : "one-shot",
+                   static_cast<unsigned long long>(fired_after));
+    const char* kind = nullptr;
+    const char* name = partition_name_of_cpu(machine, cpu.index, &kind);
+    console::print("vlibos: cpu %u apic %u online: partition %s (%s)\n", cpu.index, cpu.apic_id,
+                   name != nullptr ? name : "none", kind);
+}
+
+// The LAPIC timer's own rate, needed only when there is no TSC-deadline mode.
+void calibrate_lapic_timer()
+{
+    if (x86::Lapic::has_tsc_deadline())
+        return;
+    x86::Lapic::arm_one_shot(x86::kVectorLapicTimer, 0xffffffffu);
+    x86::tsc::delay_microseconds(kLapicCalibrationUs);
+    uint32_t remaining = x86::Lapic::timer_current_count();
+    x86::Lapic::stop_timer();
+    g_lapic_ticks_per_ms = (0xffffffffull - remaining) * 1000 / kLapicCalibrationUs;
+    console::print("vlibos: lapic timer: %llu ticks/ms (calibrated against the TSC)\n",
+                   static_cast<unsigned long long>(g_lapic_ticks_per_ms));
+    if (g_lapic_ticks_per_ms == 0)
+        panic("the LAPIC timer does not count");
+}
+
+void wait_until(const volatile CpuState& state, uint64_t timeout_us)
+{
+    uint64_t give_up = x86::tsc::now() + x86::tsc::from_microseconds(timeout_us);
+    while (state == CpuState::Absent && x86::tsc::now() < give_up)
+        x86::cpu_relax();
+}
+
+[[noreturn]] void park_this_cpu()
+{
+    // Parked until a later stage gives this CPU work; interrupts stay off.
+    x86::halt_forever();
+}
+
+void application_processor_entry(void* argument)
+{
+    auto* cpu = static_cast<PerCpu*>(argument);
+    install_percpu(*cpu);
+    cpu->started = 1;
+    load_cpu_tables(*cpu);
+    report_online(g_machine, *cpu);
+    cpu->state = CpuState::Parked;
+    if (g_selftest != Selftest::None && cpu->index == selftest_fault_cpu(g_machine))
+        run_selftest_on_this_cpu(g_selftest);
+    park_this_cpu();
+}
+
+} // namespace
+
+void bring_up_boot_cpu(Machine& machine)
+{
+    CommandLine cmdline(machine.boot.cmdline);
+    PerCpu& cpu = g_cpus[0];
+    allocate_stacks(machine, cpu);
+    x86::build_idt();
+    x86::pic8259::mask_all();
+    x86::Lapic::select_mode(cmdline.has("vlibos.xapic"));
+    load_cpu_tables(cpu);
+
+    x86::tsc::Calibration tsc = x86::tsc::calibrate();
+    if (tsc.hz == 0)
+        panic("cannot tell the TSC frequency: the PIT did not count and CPUID leaf 0x15 gives none");
+    x86::tsc::set_frequency(tsc.hz);
+    console::print("vlibos: tsc: %llu kHz from %s (cpuid 0x15 says %llu kHz), invariant %s\n",
+                   static_cast<unsigned long long>(tsc.hz / 1000),
+                   tsc.source == x86::tsc::Source::Cpuid ? "cpuid" : "pit calibration",
+                   static_cast<unsigned long long>(tsc.cpuid_hz / 1000), tsc.invariant ? "yes" : "no");
+    calibrate_lapic_timer();
+
+    g_cpu_count = machine.cpu_count;
+    report_online(machine, cpu);
+    cpu.state = CpuState::Online;
+}
+
+void start_application_processors(Machine& machine)
+{
+    uint32_t online = 1, not_assigned = 0;
+    for (uint32_t i = 1; i < machine.cpu_count; ++i) {
+        PerCpu& cpu = g_cpus[i];
+        cpu.index = i;
+        cpu.apic_id = machine.apic_ids[i];
+        const char* kind = nullptr;
+        if (partition_name_of_cpu(machine, i, &kind) == nullptr) {
+            console::print("vlibos: cpu %u apic %u not started: no partition assigns it\n", i, cpu.apic_id);
+            ++not_assigned;
+            continue;
+        }
+        allocate_stacks(machine, cpu);
+        bool started = x86::smp::start_cpu(cpu.apic_id, machine.kernel_cr3, cpu.stack_top,
+                                           application_processor_entry, &cpu, &cpu.started, kStartTimeoutUs);
+        if (!started)
+            panic_with_status(ExitStatus::CpuDidNotStart, "cpu %u (apic %u) did not start after INIT-SIPI-SIPI", i,
+                              cpu.apic_id);
+        wait_until(cpu.state, kSetupTimeoutUs);
+        if (cpu.state == CpuState::Absent)
+            panic_with_status(ExitStatus::CpuDidNotStart, "cpu %u (apic %u) started but did not finish its set-up", i,
+                              cpu.apic_id);
+        ++online;
+    }
+    if (not_assigned == 0)
+        console::print("vlibos: all %u cpus online\n", online);
+    else
+        console::print("vlibos: all %u assigned cpus online; %u cpus not started\n", online, not_assigned);
+}
+
+} // namespace vlibos

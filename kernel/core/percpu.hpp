@@ -1,0 +1,48 @@
+// Per-CPU data. Each CPU's GS base points at its own PerCpu, so this_cpu() is one load.
+#pragma once
+
+#include <stdint.h>
+
+#include "arch/x86_64/descriptors.hpp"
+
+namespace vlibos {
+
+constexpr uint32_t kMaxCpus = 64;
+constexpr int kNoPartition = -1;
+
+enum class CpuState : uint32_t {
+    Absent = 0,  // not started (yet)
+    Online,      // running monitor code
+    Parked,      // online, idle, waiting for work
+    Stopped,     // stopped after a fatal exception
+};
+
+struct PerCpu {
+    PerCpu* self;  // must stay first: this_cpu() reads gs:0
+    uint32_t index;
+    uint32_t apic_id;
+    volatile CpuState state;
+    volatile uint32_t started;       // set by the AP once it runs C++ (polled by the boot CPU)
+    volatile uint32_t timer_fired;   // set by the LAPIC timer handler
+    int partition;
+    uint64_t stack_top;
+    uint64_t ist_stack_top[x86::ist::kCount];
+    x86::Tss tss;
+    x86::Gdt gdt;
+};
+
+extern PerCpu g_cpus[kMaxCpus];
+extern uint32_t g_cpu_count;
+
+// Points GS at `cpu` on the calling CPU.
+void install_percpu(PerCpu& cpu);
+
+// The calling CPU's data, or nullptr before install_percpu() ran on it.
+inline PerCpu* this_cpu()
+{
+    PerCpu* self;
+    asm volatile("mov %%gs:0, %0" : "=r"(self));
+    return self;
+}
+
+} // namespace vlibos

@@ -1,0 +1,75 @@
+// Deliberate failures, chosen on the kernel command line (vlibos.selftest=NAME), so the
+// integration tests can prove that the failure paths report what they should.
+//   fault: the last CPU to start writes to the monitor's own (read-only) text. The page fault
+//          must produce a register dump naming that CPU, stop only that CPU, and leave the
+//          rest of the monitor running to report it.
+#include <string.h>
+
+#include "arch/x86_64/cpu.hpp"
+#include "arch/x86_64/tsc.hpp"
+#include "boot/cmdline.hpp"
+#include "core/boot.hpp"
+#include "core/console.hpp"
+#include "core/panic.hpp"
+#include "core/percpu.hpp"
+
+extern "C" char __text_start[];
+
+namespace vlibos {
+
+Selftest g_selftest = Selftest::None;
+
+namespace {
+constexpr uint64_t kStopTimeoutUs = 2000000;
+} // namespace
+
+Selftest parse_selftest(const char* cmdline_text)
+{
+    CommandLine cmdline(cmdline_text);
+    char name[16] = {};
+    if (!cmdline.has("vlibos.selftest"))
+        return Selftest::None;
+    if (cmdline.get("vlibos.selftest", name, sizeof(name)) && strcmp(name, "fault") == 0)
+        return Selftest::Fault;
+    panic("unknown vlibos.selftest value (known: fault)");
+}
+
+uint32_t selftest_fault_cpu(const Machine& machine)
+{
+    // The highest-numbered CPU that a partition assigns: the last one started.
+    for (uint32_t i = machine.cpu_count; i-- > 1;) {
+        const char* kind = nullptr;
+        if (partition_name_of_cpu(machine, i, &kind) != nullptr)
+            return i;
+    }
+    return 0;
+}
+
+void run_selftest_on_this_cpu(Selftest test)
+{
+    if (test != Selftest::Fault)
+        return;
+    console::print("vlibos: selftest: cpu %u writes to the monitor's read-only text at %p\n", this_cpu()->index,
+                   static_cast<void*>(__text_start));
+    *reinterpret_cast<volatile uint8_t*>(__text_start) = 0x90;
+    console::print("vlibos: error: selftest: the write to read-only text did not fault\n");
+}
+
+void finish_selftest(Machine& machine, Selftest test)
+{
+    if (test == Selftest::None)
+        return;
+    uint32_t target = selftest_fault_cpu(machine);
+    if (target == 0) {
+        run_selftest_on_this_cpu(test);  // only the boot CPU: it reports and halts from the handler
+        panic("selftest: the boot CPU survived a write to read-only text");
+    }
+    uint64_t give_up = x86::tsc::now() + x86::tsc::from_microseconds(kStopTimeoutUs);
+    while (g_cpus[target].state != CpuState::Stopped && x86::tsc::now() < give_up)
+        x86::cpu_relax();
+    if (g_cpus[target].state != CpuState::Stopped)
+        panic("selftest: cpu %u did not stop after its deliberate fault", target);
+    console::print("vlibos: selftest fault: cpu %u stopped after its fault; cpu 0 carries on\n", target);
+}
+
+} // namespace vlibos
