@@ -47,8 +47,8 @@ boot_stack_top:
     .balign 8
 boot_gdt:
     .quad 0
-    .quad 0x00af9a000000ffff        /* 0x08: 64-bit code, DPL 0 */
-    .quad 0x00cf92000000ffff        /* 0x10: data */
+    .quad 0x00af9b000000ffff        /* 0x08: 64-bit code, DPL 0 (accessed bit preset) */
+    .quad 0x00cf93000000ffff        /* 0x10: data */
 boot_gdt_end:
 boot_gdt_pointer:
     .short boot_gdt_end - boot_gdt - 1

@@ -7,8 +7,9 @@ namespace vlibos::x86 {
 namespace {
 
 // Code/data descriptor bits (SDM Vol. 3 §3.4.5): present, DPL 0, S=1, plus type and L/G.
-constexpr uint64_t kCode64 = 0x00af9a000000ffffull;
-constexpr uint64_t kData = 0x00cf92000000ffffull;
+// The accessed bit is preset so segment loads never need to write to the GDT.
+constexpr uint64_t kCode64 = 0x00af9b000000ffffull;
+constexpr uint64_t kData = 0x00cf93000000ffffull;
 constexpr uint64_t kTssAvailable = 0x9;        // type: 64-bit TSS (available)
 constexpr uint64_t kPresent = 1ull << 47;
 

@@ -67,11 +67,13 @@ trampoline_long:
     jmp 1b
 
     .balign 8
+/* Accessed bits preset: the CPU would otherwise write them into this GDT on the segment loads
+   after paging is on, and the trampoline page is read-only then (SDM Vol. 3 §3.4.5.1). */
 trampoline_gdt:
     .quad 0
-    .quad 0x00cf9a000000ffff        /* 0x08: 32-bit code */
-    .quad 0x00cf92000000ffff        /* 0x10: data */
-    .quad 0x00af9a000000ffff        /* 0x18: 64-bit code */
+    .quad 0x00cf9b000000ffff        /* 0x08: 32-bit code */
+    .quad 0x00cf93000000ffff        /* 0x10: data */
+    .quad 0x00af9b000000ffff        /* 0x18: 64-bit code */
 trampoline_gdt_end:
 trampoline_gdt_pointer:
     .short trampoline_gdt_end - trampoline_gdt - 1
