@@ -55,7 +55,7 @@ void bring_up_boot_cpu(Machine& machine);
 void start_application_processors(Machine& machine);
 
 // selftest.cpp: deliberate failures for the integration tests (vlibos.selftest=NAME).
-enum class Selftest { None, Fault };
+enum class Selftest { None, Fault, PhantomCpu };
 Selftest parse_selftest(const char* cmdline);
 uint32_t selftest_fault_cpu(const Machine& machine);
 void finish_selftest(Machine& machine, Selftest test);

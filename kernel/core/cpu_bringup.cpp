@@ -127,9 +127,43 @@ void application_processor_entry(void* argument)
     load_cpu_tables(*cpu);
     report_online(g_machine, *cpu);
     cpu->state = CpuState::Parked;
-    if (g_selftest != Selftest::None && cpu->index == selftest_fault_cpu(g_machine))
+    if (g_selftest == Selftest::Fault && cpu->index == selftest_fault_cpu(g_machine))
         run_selftest_on_this_cpu(g_selftest);
     park_this_cpu();
+}
+
+// Starts one application processor and waits for its report; any failure halts the system
+// with the CPU named, never a silent hang.
+void start_one_cpu(Machine& machine, uint32_t index, uint32_t apic_id)
+{
+    PerCpu& cpu = g_cpus[index];
+    cpu.index = index;
+    cpu.apic_id = apic_id;
+    allocate_stacks(machine, cpu);
+    bool started = x86::smp::start_cpu(cpu.apic_id, machine.kernel_cr3, cpu.stack_top, application_processor_entry,
+                                       &cpu, &cpu.started, kStartTimeoutUs);
+    if (!started)
+        panic_with_status(ExitStatus::CpuDidNotStart, "cpu %u (apic %u) did not start after INIT-SIPI-SIPI", index,
+                          apic_id);
+    wait_until(cpu.state, kSetupTimeoutUs);
+    if (cpu.state == CpuState::Absent)
+        panic_with_status(ExitStatus::CpuDidNotStart, "cpu %u (apic %u) started but did not finish its set-up", index,
+                          apic_id);
+}
+
+// Selftest: start a CPU that ACPI does not list (an unused APIC ID), to prove that a CPU which
+// never answers is reported and halts the system in order.
+void start_phantom_cpu(Machine& machine)
+{
+    uint32_t unused = 0;
+    for (uint32_t i = 0; i < machine.cpu_count; ++i)
+        if (machine.apic_ids[i] >= unused)
+            unused = machine.apic_ids[i] + 1;
+    if (machine.cpu_count >= kMaxCpus || unused >= 0xff)
+        panic("selftest: no free CPU slot or APIC ID for a phantom CPU");
+    console::print("vlibos: selftest: starting a phantom cpu %u at unused apic %u\n", machine.cpu_count, unused);
+    start_one_cpu(machine, machine.cpu_count, unused);
+    panic("selftest: a phantom CPU reported itself online");
 }
 
 } // namespace
@@ -163,31 +197,22 @@ void start_application_processors(Machine& machine)
 {
     uint32_t online = 1, not_assigned = 0;
     for (uint32_t i = 1; i < machine.cpu_count; ++i) {
-        PerCpu& cpu = g_cpus[i];
-        cpu.index = i;
-        cpu.apic_id = machine.apic_ids[i];
         const char* kind = nullptr;
         if (partition_name_of_cpu(machine, i, &kind) == nullptr) {
-            console::print("vlibos: cpu %u apic %u not started: no partition assigns it\n", i, cpu.apic_id);
+            console::print("vlibos: cpu %u apic %u not started: no partition assigns it\n", i, machine.apic_ids[i]);
             ++not_assigned;
             continue;
         }
-        allocate_stacks(machine, cpu);
-        bool started = x86::smp::start_cpu(cpu.apic_id, machine.kernel_cr3, cpu.stack_top,
-                                           application_processor_entry, &cpu, &cpu.started, kStartTimeoutUs);
-        if (!started)
-            panic_with_status(ExitStatus::CpuDidNotStart, "cpu %u (apic %u) did not start after INIT-SIPI-SIPI", i,
-                              cpu.apic_id);
-        wait_until(cpu.state, kSetupTimeoutUs);
-        if (cpu.state == CpuState::Absent)
-            panic_with_status(ExitStatus::CpuDidNotStart, "cpu %u (apic %u) started but did not finish its set-up", i,
-                              cpu.apic_id);
+        start_one_cpu(machine, i, machine.apic_ids[i]);
         ++online;
     }
     if (not_assigned == 0)
         console::print("vlibos: all %u cpus online\n", online);
     else
         console::print("vlibos: all %u assigned cpus online; %u cpus not started\n", online, not_assigned);
+
+    if (g_selftest == Selftest::PhantomCpu)
+        start_phantom_cpu(machine);
 }
 
 } // namespace vlibos

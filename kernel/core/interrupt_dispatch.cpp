@@ -6,6 +6,7 @@
 #include "core/console.hpp"
 #include "core/panic.hpp"
 #include "core/percpu.hpp"
+#include "lib/format.hpp"
 
 namespace vlibos::x86 {
 
@@ -33,7 +34,9 @@ using vlibos::x86::InterruptFrame;
 {
     PerCpu* cpu = vlibos::this_cpu();
     uint32_t index = cpu->index;
-    vlibos::console::print(
+    // Formatted whole, then written under one lock hold, so no other CPU's line lands inside it.
+    vlibos::FormatBuffer<1024> dump;
+    dump.append(
         "vlibos: EXCEPTION #%llu %s on cpu %u (apic %u) error=%#llx\n"
         "  rip=%016llx cs=%04llx rflags=%016llx rsp=%016llx ss=%04llx\n"
         "  cr0=%016llx cr2=%016llx cr3=%016llx cr4=%016llx\n"
@@ -55,7 +58,8 @@ using vlibos::x86::InterruptFrame;
         static_cast<unsigned long long>(f.r11), static_cast<unsigned long long>(f.r12),
         static_cast<unsigned long long>(f.r13), static_cast<unsigned long long>(f.r14),
         static_cast<unsigned long long>(f.r15));
-    vlibos::console::print("vlibos: cpu %u stopped\n", index);
+    dump.append("vlibos: cpu %u stopped\n", index);
+    vlibos::console::write(dump.c_str(), dump.length());
     cpu->state = vlibos::CpuState::Stopped;
     // The boot CPU is the one that would report the end of the run; if it is the one that
     // stopped, end the run here so the failure is never a silent hang.

@@ -3,6 +3,8 @@
 //   fault: the last CPU to start writes to the monitor's own (read-only) text. The page fault
 //          must produce a register dump naming that CPU, stop only that CPU, and leave the
 //          rest of the monitor running to report it.
+//   phantom-cpu: after the real CPUs, the boot CPU tries to start a CPU at an APIC ID that no
+//          CPU has. It must report that the CPU did not start and halt with status 2.
 #include <string.h>
 
 #include "arch/x86_64/cpu.hpp"
@@ -29,9 +31,12 @@ Selftest parse_selftest(const char* cmdline_text)
     char name[16] = {};
     if (!cmdline.has("vlibos.selftest"))
         return Selftest::None;
-    if (cmdline.get("vlibos.selftest", name, sizeof(name)) && strcmp(name, "fault") == 0)
+    bool readable = cmdline.get("vlibos.selftest", name, sizeof(name));
+    if (readable && strcmp(name, "fault") == 0)
         return Selftest::Fault;
-    panic("unknown vlibos.selftest value (known: fault)");
+    if (readable && strcmp(name, "phantom-cpu") == 0)
+        return Selftest::PhantomCpu;
+    panic("unknown vlibos.selftest value (known: fault, phantom-cpu)");
 }
 
 uint32_t selftest_fault_cpu(const Machine& machine)
@@ -57,7 +62,7 @@ void run_selftest_on_this_cpu(Selftest test)
 
 void finish_selftest(Machine& machine, Selftest test)
 {
-    if (test == Selftest::None)
+    if (test != Selftest::Fault)
         return;
     uint32_t target = selftest_fault_cpu(machine);
     if (target == 0) {

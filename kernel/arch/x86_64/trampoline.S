@@ -14,6 +14,7 @@
 #define EFER_MSR 0xc0000080
 #define EFER_LME_NXE ((1 << 8) | (1 << 11))
 #define CR0_PE_PG_WP ((1 << 0) | (1 << 31) | (1 << 16))
+#define CR0_CD_NW ((1 << 30) | (1 << 29))   /* set by INIT (SDM Vol. 3 Table 9-1): caches off */
 
     .section .rodata
     .balign 16
@@ -47,6 +48,7 @@ trampoline_protected:
     or $EFER_LME_NXE, %eax
     wrmsr
     mov %cr0, %eax
+    and $~CR0_CD_NW, %eax           /* an AP comes out of INIT with caching disabled */
     or $CR0_PE_PG_WP, %eax
     mov %eax, %cr0
     ljmp $0x18, $ABS(trampoline_long)
