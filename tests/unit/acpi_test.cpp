@@ -326,7 +326,7 @@ struct CapturedMachine {
 void check_captured_platform(const Platform& p)
 {
     CHECK(p.lapic_address == 0xfee00000);
-    CHECK(p.pcat_compat);
+    CHECK_FALSE(p.pcat_compat); // Firecracker has no 8259 pair
 
     REQUIRE(p.cpu_count == 2);
     for (uint32_t i = 0; i < 2; ++i) {
@@ -389,10 +389,10 @@ TEST_CASE("acpi: captured tables reached from a Multiboot2 ACPI tag", "[acpi]")
         info.insert(info.end(), payload.begin(), payload.end());
         info.resize((info.size() + 7) & ~size_t{7}, 0);
     };
-    Bytes mmap(16 + 24, 0);
+    Bytes mmap(8 + 24, 0); // entry_size, entry_version, one entry {base, length, type, reserved}
     put32(mmap, 0, 24);
-    put64(mmap, 16 + 8, 0x8000000);
-    put32(mmap, 16 + 16, 1);
+    put64(mmap, 8 + 8, 0x8000000);
+    put32(mmap, 8 + 16, 1);
     tag(15, rsdp);
     tag(6, mmap);
     tag(0, {});
@@ -401,7 +401,9 @@ TEST_CASE("acpi: captured tables reached from a Multiboot2 ACPI tag", "[acpi]")
     memcpy(aligned.data(), info.data(), info.size());
 
     mb2::BootInfo boot;
-    REQUIRE(mb2::parse(mb2::kBootloaderMagic, reinterpret_cast<const uint8_t*>(aligned.data()), info.size(), boot).ok());
+    auto booted = mb2::parse(mb2::kBootloaderMagic, reinterpret_cast<const uint8_t*>(aligned.data()), info.size(), boot);
+    INFO(mb2::describe(booted.error()));
+    REQUIRE(booted.ok());
     REQUIRE(boot.rsdp != nullptr);
     Platform platform;
     REQUIRE(parse(boot.rsdp, boot.rsdp_length, machine.memory, platform).ok());
@@ -613,13 +615,14 @@ TEST_CASE("acpi: \\_S5_ byte-pattern variants", "[acpi]")
 TEST_CASE("acpi: \\_S5_ truncated at the end of the DSDT", "[acpi]")
 {
     // Every prefix of the pattern, placed last in the table, must be read within bounds.
+    // The first 13 bytes (up to the second sleep type) are all that is needed.
     for (size_t n = 1; n <= kS5Five.size(); ++n) {
         Bytes aml(kS5Five.begin(), kS5Five.begin() + static_cast<std::ptrdiff_t>(n));
         Bytes dsdt = make_table("DSDT", aml, 2);
         Machine machine(typical_madt().build(), FadtBuilder().x_dsdt(kDsdtAddress).build(), dsdt);
         Platform p;
         REQUIRE(machine.parse(p).ok());
-        CHECK(p.has_s5 == (n == kS5Five.size()));
+        CHECK(p.has_s5 == (n >= 13));
     }
 }
 

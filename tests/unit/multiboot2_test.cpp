@@ -177,18 +177,22 @@ InfoBuilder typical_info()
     return b;
 }
 
-Status<Error> parse_bytes(const std::vector<uint8_t>& bytes, BootInfo& info)
-{
-    Buffer buffer(bytes);
-    return parse(kBootloaderMagic, buffer.data(), buffer.size(), info);
-}
+// Parses a copy of `bytes`; the copy lives as long as this object, since the result points into it.
+struct Parsed {
+    explicit Parsed(const std::vector<uint8_t>& bytes)
+        : buffer(bytes), status(parse(kBootloaderMagic, buffer.data(), buffer.size(), info))
+    {
+    }
+    Buffer buffer;
+    BootInfo info;
+    Status<Error> status;
+};
 
 Error parse_error(const std::vector<uint8_t>& bytes)
 {
-    BootInfo info;
-    auto status = parse_bytes(bytes, info);
-    REQUIRE_FALSE(status.ok());
-    return status.error();
+    Parsed parsed(bytes);
+    REQUIRE_FALSE(parsed.status.ok());
+    return parsed.status.error();
 }
 
 } // namespace
@@ -234,8 +238,9 @@ TEST_CASE("multiboot2: optional tags may be absent", "[multiboot2]")
 {
     InfoBuilder b;
     b.memory_map({{0, 0x80000, 1}}).end();
-    BootInfo info;
-    REQUIRE(parse_bytes(b.finish(), info).ok());
+    Parsed parsed(b.finish());
+    REQUIRE(parsed.status.ok());
+    const BootInfo& info = parsed.info;
     CHECK(std::string(info.cmdline).empty());
     CHECK(std::string(info.bootloader_name).empty());
     CHECK(info.module_count == 0);
@@ -248,8 +253,9 @@ TEST_CASE("multiboot2: only the old ACPI tag gives the v1 RSDP", "[multiboot2]")
 {
     InfoBuilder b;
     b.acpi(14, 20).memory_map({{0, 0x80000, 1}}).end();
-    BootInfo info;
-    REQUIRE(parse_bytes(b.finish(), info).ok());
+    Parsed parsed(b.finish());
+    REQUIRE(parsed.status.ok());
+    const BootInfo& info = parsed.info;
     REQUIRE(info.rsdp != nullptr);
     CHECK(info.rsdp_length == 20);
     CHECK(info.rsdp[15] == 0);
@@ -259,8 +265,9 @@ TEST_CASE("multiboot2: the new ACPI tag wins even when it comes first", "[multib
 {
     InfoBuilder b;
     b.acpi(15, 36).acpi(14, 20).memory_map({{0, 0x80000, 1}}).end();
-    BootInfo info;
-    REQUIRE(parse_bytes(b.finish(), info).ok());
+    Parsed parsed(b.finish());
+    REQUIRE(parsed.status.ok());
+    const BootInfo& info = parsed.info;
     CHECK(info.rsdp_length == 36);
 }
 
@@ -268,8 +275,9 @@ TEST_CASE("multiboot2: larger memory map entries and zero-length regions", "[mul
 {
     InfoBuilder b;
     b.memory_map({{0, 0x1000, 1}, {0x1000, 0, 1}, {0x2000, 0x1000, 2}}, 32).end();
-    BootInfo info;
-    REQUIRE(parse_bytes(b.finish(), info).ok());
+    Parsed parsed(b.finish());
+    REQUIRE(parsed.status.ok());
+    const BootInfo& info = parsed.info;
     REQUIRE(info.memory_count == 2); // the empty region is dropped
     CHECK(info.memory[1].base == 0x2000);
     CHECK(info.memory[1].type == MemoryType::Reserved);
@@ -279,8 +287,9 @@ TEST_CASE("multiboot2: a region ending exactly at 2^64 is accepted, one wrapping
 {
     InfoBuilder ok;
     ok.memory_map({{0xfffffffffffff000, 0x1000, 2}}).end();
-    BootInfo info;
-    CHECK(parse_bytes(ok.finish(), info).ok());
+    Parsed parsed(ok.finish());
+    REQUIRE(parsed.status.ok());
+    CHECK(parsed.info.memory_count == 1);
 
     InfoBuilder bad;
     bad.memory_map({{0xfffffffffffff000, 0x2000, 2}}).end();
@@ -300,7 +309,7 @@ TEST_CASE("multiboot2: wrong magic, null, misaligned", "[multiboot2]")
     REQUIRE_FALSE(status.ok());
     CHECK(status.error() == Error::NullInfo);
 
-    for (size_t offset : {1, 2, 4}) {
+    for (size_t offset : {size_t{1}, size_t{2}, size_t{4}}) {
         Buffer shifted(bytes, offset);
         status = parse(kBootloaderMagic, shifted.data(), shifted.size(), info);
         REQUIRE_FALSE(status.ok());
@@ -489,8 +498,9 @@ TEST_CASE("multiboot2: memory map problems", "[multiboot2]")
             regions.push_back({i * 0x1000, 0x1000, 1});
         InfoBuilder fits;
         fits.memory_map(regions).end();
-        BootInfo info;
-        REQUIRE(parse_bytes(fits.finish(), info).ok());
+        Parsed parsed(fits.finish());
+        REQUIRE(parsed.status.ok());
+        const BootInfo& info = parsed.info;
         CHECK(info.memory_count == kMaxMemoryRegions);
 
         regions.push_back({0x10000000, 0x1000, 1});
@@ -510,8 +520,9 @@ TEST_CASE("multiboot2: too many modules", "[multiboot2]")
     too_many.module(0x900000, 0x901000, "one too many");
     fits.memory_map({{0, 0x1000, 1}}).end();
     too_many.memory_map({{0, 0x1000, 1}}).end();
-    BootInfo info;
-    REQUIRE(parse_bytes(fits.finish(), info).ok());
+    Parsed parsed(fits.finish());
+    REQUIRE(parsed.status.ok());
+    const BootInfo& info = parsed.info;
     CHECK(info.module_count == kMaxModules);
     CHECK(parse_error(too_many.finish()) == Error::TooManyModules);
 }

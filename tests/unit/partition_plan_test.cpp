@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -285,13 +287,14 @@ TEST_CASE("plan: fixed bases must be usable RAM", "[config]")
     o = run_plan(two_partitions("base = 0x200000\n"), 2);
     REQUIRE_PLAN_ERROR(o, "partition 'rt': 0x200000-0x41fffff is not usable RAM");
 
-    o = run_plan(two_partitions("base = 0x10000000\n"), 2);
+    o = run_plan(two_partitions("base = 0x8000000\n"), 2);
     INFO(text_of(o->errors));
     REQUIRE(o->ok);
-    CHECK(o->plan.partitions[0].memory.base == 0x10000000);
-    CHECK(o->plan.partitions[0].memory.end == 0x14000000);
-    // linux (256 MiB) does not fit below 0x10000000 (240 MiB free there), so it goes above rt.
-    CHECK(o->plan.partitions[1].memory.base == 0x14000000);
+    CHECK(o->plan.partitions[0].memory.base == 0x8000000);
+    CHECK(o->plan.partitions[0].memory.end == 0xc000000);
+    // linux (256 MiB) does not fit below 0x8000000 (112 MiB free there), so it goes above rt;
+    // the monitor pool then takes the bottom.
+    CHECK(o->plan.partitions[1].memory.base == 0xc000000);
     CHECK(o->plan.monitor_pool.base == 16 * MiB);
 }
 
@@ -306,7 +309,7 @@ TEST_CASE("plan: fixed regions must not overlap", "[config]")
                           "0x10000000-0x13ffffff");
     CHECK(o->errors.count == 1); // reported as an overlap, not also as "not usable RAM"
     // Touching is not overlapping.
-    o = run_plan(two_partitions("base = 0x10000000\n", "base = 0x14000000\n"), 2);
+    o = run_plan(two_partitions("base = 0x14000000\n", "base = 0x4000000\n"), 2);
     CHECK(o->ok);
 }
 
@@ -328,7 +331,7 @@ TEST_CASE("plan: sized regions that do not fit say how much is free", "[config]"
     o = run_plan(two_partitions(), 2, {{16 * MiB, 48 * MiB}});
     REQUIRE_PLAN_ERROR(o, "partition 'linux': 256 MiB does not fit");
     REQUIRE_PLAN_ERROR(o, "line 4: partition 'rt': 64 MiB does not fit: largest free block is 32 MiB, 32 MiB free in total");
-    // The monitor pool (32 MiB) took the whole range, as sizes are placed largest first ... after the failures.
+    // linux and rt failed; the 32 MiB monitor pool, next in size order, still got the range.
     CHECK(o->plan.monitor_pool.size() == 32 * MiB);
 
     o = run_plan(two_partitions(), 2, {{16 * MiB, 20 * MiB}});
@@ -417,24 +420,20 @@ TEST_CASE("plan: many free fragments and many regions", "[config]")
     std::vector<Range> free;
     for (uint64_t i = 0; i < kMaxFreeRanges; ++i)
         free.push_back({(16 + 8 * i) * MiB, (22 + 8 * i) * MiB});
-    std::string text = "version = 1\n[monitor]\nmemory = 4M\n";
-    for (int i = 0; i < 8; ++i)
-        text += "[partition p" + std::to_string(i) + "]\nkind = " + (i == 0 ? "rt" : "linux") + "\ncpus = " +
-                std::to_string(i) + "\nmemory = 4M\n";
-    // Only one linux partition is allowed; make the others rt-less is not possible, so plan a hand-built one.
+    // Hand-built: the parser would reject seven linux partitions, the planner does not care.
     Config c{};
     c.version = 1;
     c.monitor_memory = 4 * MiB;
     c.partition_count = kMaxPartitions;
     for (size_t i = 0; i < kMaxPartitions; ++i) {
-        snprintf(c.partitions[i].name, sizeof c.partitions[i].name, "p%zu", i);
+        snprintf(c.partitions[i].name, sizeof c.partitions[i].name, "p%u", static_cast<unsigned>(i));
         c.partitions[i].kind = i == 0 ? Kind::Rt : Kind::Linux;
         c.partitions[i].cpus = uint64_t{1} << i;
         c.partitions[i].memory = {4 * MiB, false, 0};
     }
     c.shared_count = kMaxShared;
     for (size_t i = 0; i < kMaxShared; ++i) {
-        snprintf(c.shared[i].name, sizeof c.shared[i].name, "s%zu", i);
+        snprintf(c.shared[i].name, sizeof c.shared[i].name, "s%u", static_cast<unsigned>(i));
         c.shared[i].memory = {(i + 1) * 4 * KiB, false, 0};
         c.shared[i].partition_count = 2;
         c.shared[i].partitions[0] = 0;
@@ -459,7 +458,7 @@ TEST_CASE("plan: random configurations never overlap", "[config]")
         uint64_t cpus_left = ~uint64_t{0};
         for (size_t i = 0; i < c.partition_count; ++i) {
             Partition& p = c.partitions[i];
-            snprintf(p.name, sizeof p.name, "p%zu", i);
+            snprintf(p.name, sizeof p.name, "p%u", static_cast<unsigned>(i));
             p.kind = i == 0 ? Kind::Rt : Kind::Linux;
             p.cpus = (uint64_t{1} << i) & cpus_left;
             cpus_left &= ~p.cpus;
@@ -470,7 +469,7 @@ TEST_CASE("plan: random configurations never overlap", "[config]")
         c.shared_count = pick(kMaxShared + 1);
         for (size_t i = 0; i < c.shared_count; ++i) {
             SharedRegion& s = c.shared[i];
-            snprintf(s.name, sizeof s.name, "s%zu", i);
+            snprintf(s.name, sizeof s.name, "s%u", static_cast<unsigned>(i));
             s.memory.size = (1 + pick(1024)) * kSharedAlign;
             s.memory.fixed = pick(4) == 0;
             s.memory.base = pick(200000) * kSharedAlign;
@@ -501,7 +500,8 @@ TEST_CASE("plan: random configuration text parses and plans without overlap", "[
         size_t partitions = 1 + pick(2);
         for (size_t i = 0; i < partitions; ++i) {
             text += "[partition p" + std::to_string(i) + "]\nkind = " + (i == 0 ? "rt" : "linux") + "\n";
-            text += "cpus = " + std::to_string(i) + (pick(2) ? "-" + std::to_string(i + 2 * 0) : "") + "\n";
+            // linux sometimes asks for CPUs the machine lacks.
+            text += i == 0 ? std::string("cpus = 0\n") : (pick(2) ? "cpus = 1\n" : "cpus = 1-3\n");
             text += "memory = " + std::to_string(2 * (1 + pick(100))) + "M\n";
             if (pick(3) == 0)
                 text += "base = " + std::to_string(2 * (8 + pick(200))) + "M\n";
