@@ -50,6 +50,8 @@ void emit(const char* text, size_t length)
 
 void init() { g_uart.init(); }
 
+void drain() { g_uart.drain(); }
+
 void write(const char* text, size_t length)
 {
     bool locked = acquire();

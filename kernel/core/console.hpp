@@ -11,5 +11,7 @@ void init();
 // handlers: a CPU that faults while printing does not deadlock against itself.
 void print(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void write(const char* text, size_t length);
+// Waits until everything printed has left the UART (before powering off).
+void drain();
 
 } // namespace vlibos::console

@@ -34,7 +34,7 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint64_t info_phys)
     g_cpus[0].index = 0;
     install_percpu(g_cpus[0]);
     console::init();
-    console::print("\nvlibos: monitor starting\n");
+    console::print("vlibos: monitor starting\n");
     run_global_constructors();
 
     Machine& machine = g_machine;

@@ -26,6 +26,7 @@ void halt_system(int status)
 {
     x86::disable_interrupts();
     console::print("vlibos: system halted, status=%d\n", status);
+    console::drain();
     // Under an emulator this ends the run; on hardware it turns the machine off. Other CPUs
     // are parked with interrupts off, so if soft-off is unavailable everything stops here.
     x86::acpi_power_off(g_sleep_control);

@@ -234,7 +234,7 @@ def check_exception_dump(c, b, ncpus):
     exc = b.matching(EXCEPTION_RE)
     if not c.check(bool(exc), "no 'vlibos: EXCEPTION #<vec> <mnemonic> on cpu <idx> "
                    "(apic <id>) error=<hex>' line"):
-        return
+        return None
     i, m = exc[0]
     vector, cpu = int(m.group(1)), int(m.group(3))
     print("test: exception #%d (%s) on cpu %d" % (vector, m.group(2), cpu))
@@ -254,3 +254,4 @@ def check_exception_dump(c, b, ncpus):
             regs.setdefault(name, value)
     missing = [r for r in DUMP_REGISTERS if r not in regs]
     c.check(not missing, "register dump lacks %s" % ", ".join(missing))
+    return vector, cpu, regs

@@ -15,6 +15,15 @@ void Serial16550::init() const
     outb(static_cast<uint16_t>(base_ + ModemControl), kMcrDtrRtsOut2);
 }
 
+void Serial16550::drain() const
+{
+    for (unsigned spins = 0; spins < 1000000; ++spins) {
+        if ((inb(static_cast<uint16_t>(base_ + LineStatus)) & kLsrTransmitterIdle) != 0)
+            return;
+        cpu_relax();
+    }
+}
+
 void Serial16550::put(char c) const
 {
     // Bounded wait: a missing UART (all-ones reads) must not hang the monitor.

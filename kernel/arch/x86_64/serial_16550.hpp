@@ -12,6 +12,7 @@ public:
     explicit constexpr Serial16550(uint16_t base) : base_(base) {}
     void init() const;           // 115200 baud, 8N1, FIFOs on, interrupts off
     void put(char c) const;      // waits for the transmitter, then writes one byte
+    void drain() const;          // waits until every written byte has left the shift register
 
 private:
     // Register offsets from the base port (PC16550D data sheet, Table II).
@@ -27,7 +28,8 @@ private:
     static constexpr uint8_t kLcr8N1 = 0x03;
     static constexpr uint8_t kFcrEnableClear14 = 0xc7;  // enable, clear both FIFOs, 14-byte trigger
     static constexpr uint8_t kMcrDtrRtsOut2 = 0x0b;
-    static constexpr uint8_t kLsrTransmitterEmpty = 0x20; // THRE
+    static constexpr uint8_t kLsrTransmitterEmpty = 0x20; // THRE: holding register empty
+    static constexpr uint8_t kLsrTransmitterIdle = 0x40;  // TEMT: holding and shift registers empty
     static constexpr uint16_t kDivisor115200 = 1;         // 1.8432 MHz / (16 * 115200)
 
     uint16_t base_;
