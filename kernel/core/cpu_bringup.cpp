@@ -13,6 +13,7 @@
 #include "core/console.hpp"
 #include "core/panic.hpp"
 #include "core/percpu.hpp"
+#include "vmm/runtime/vm_tests.hpp"
 
 namespace vlibos {
 
@@ -129,6 +130,8 @@ void application_processor_entry(void* argument)
     cpu->state = CpuState::Parked;
     if (g_selftest == Selftest::Fault && cpu->index == selftest_fault_cpu(g_machine))
         run_selftest_on_this_cpu(g_selftest);
+    if (vmm::vm_tests_requested())
+        vmm::vm_test_cpu_main(g_machine, cpu->index);
     park_this_cpu();
 }
 

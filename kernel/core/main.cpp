@@ -5,6 +5,7 @@
 #include "core/console.hpp"
 #include "core/panic.hpp"
 #include "core/percpu.hpp"
+#include "vmm/runtime/vm_tests.hpp"
 
 using InitFunction = void (*)();
 extern "C" InitFunction __init_array_start[];
@@ -50,6 +51,7 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint64_t info_phys)
 
     CommandLine cmdline(machine.boot.cmdline);
     g_selftest = parse_selftest(machine.boot.cmdline);
+    vmm::parse_vm_tests(machine.boot.cmdline);
 
     check_cpu_features();
     discover_platform(machine);
@@ -66,6 +68,10 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint64_t info_phys)
     start_application_processors(machine);
 
     finish_selftest(machine, g_selftest);
+    if (vmm::vm_tests_requested()) {
+        bool passed = vmm::supervise_vm_tests(machine);
+        halt_system(static_cast<int>(passed ? ExitStatus::Ok : ExitStatus::VmTestFailed));
+    }
     console::print("vlibos: nothing more to run in this build; powering off\n");
     halt_system(static_cast<int>(ExitStatus::Ok));
 }

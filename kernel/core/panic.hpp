@@ -11,6 +11,7 @@ enum class ExitStatus : int {
     Ok = 0,
     Panic = 1,            // a fatal error detected by the monitor (bad boot data, bad configuration, ...)
     CpuDidNotStart = 2,
+    VmTestFailed = 3,     // vlibos.vmtest: a VM scenario did not end as the policy says
     ExceptionBase = 128,  // 128 + vector: the boot CPU took a fatal exception
 };
 

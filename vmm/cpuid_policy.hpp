@@ -1,0 +1,52 @@
+// What a guest sees when it executes CPUID. Every CPUID exits to the monitor, which runs the
+// instruction itself and passes the host's answer through filter_cpuid(): features the monitor
+// does not virtualise are hidden, the hypervisor-present bit is set, and the hypervisor leaves
+// 0x40000000-0x4fffffff describe vlibos (docs/hypercalls.md).
+#pragma once
+
+#include <stdint.h>
+
+namespace vlibos::vmm {
+
+struct CpuidResult {
+    uint32_t eax, ebx, ecx, edx;
+    constexpr bool operator==(const CpuidResult&) const = default;
+};
+
+enum class Vendor : uint8_t { Intel, Amd };
+
+namespace cpuid {
+
+// Leaves and bits the policy touches (Intel SDM Vol. 2A, CPUID; AMD APM Vol. 3, Appendix E).
+constexpr uint32_t kLeafFeatures = 0x1;
+constexpr uint32_t kLeafMonitorMwait = 0x5;
+constexpr uint32_t kLeafPerfMonitoring = 0xa;
+constexpr uint32_t kLeafTopology = 0xb;          // x2APIC topology: EDX = x2APIC ID
+constexpr uint32_t kLeafTopologyV2 = 0x1f;       // V2 extended topology: EDX = x2APIC ID
+constexpr uint32_t kLeafHypervisorFirst = 0x4000'0000;
+constexpr uint32_t kLeafHypervisorLast = 0x4fff'ffff;
+constexpr uint32_t kLeafExtFeatures = 0x8000'0001;
+constexpr uint32_t kLeafSvmFeatures = 0x8000'000a;
+constexpr uint32_t kLeafAmdTopology = 0x8000'001e;  // AMD: EAX = extended APIC ID
+
+// Leaf 1 ECX.
+constexpr uint32_t kEcxMonitor = 1u << 3;        // MONITOR/MWAIT
+constexpr uint32_t kEcxVmx = 1u << 5;
+constexpr uint32_t kEcxPdcm = 1u << 15;          // IA32_PERF_CAPABILITIES
+constexpr uint32_t kEcxX2apic = 1u << 21;
+constexpr uint32_t kEcxTscDeadline = 1u << 24;
+constexpr uint32_t kEcxHypervisor = 1u << 31;
+// Leaf 1 EBX[31:24]: initial APIC ID.
+constexpr uint32_t kEbxInitialApicIdMask = 0xffu << 24;
+// Leaf 0x80000001 ECX (AMD).
+constexpr uint32_t kExtEcxSvm = 1u << 2;
+constexpr uint32_t kExtEcxPerfCtrCore = 1u << 23;  // PerfCtrExtCore
+constexpr uint32_t kExtEcxMonitorx = 1u << 29;     // MONITORX/MWAITX
+
+} // namespace cpuid
+
+// The guest's view of CPUID(leaf, subleaf), given the host's answer `host` for the same leaf.
+// The guest is vCPU 0: APIC IDs read 0.
+CpuidResult filter_cpuid(uint32_t leaf, uint32_t subleaf, CpuidResult host, Vendor vendor);
+
+} // namespace vlibos::vmm
