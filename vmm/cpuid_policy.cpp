@@ -1,0 +1,59 @@
+#include "vmm/cpuid_policy.hpp"
+
+#include "vmm/hypercall.hpp"
+
+namespace vlibos::vmm {
+
+using namespace cpuid;
+
+CpuidResult filter_cpuid(uint32_t leaf, uint32_t subleaf, CpuidResult host, Vendor vendor)
+{
+    (void)subleaf;  // the leaves with subleaves (0xb, 0x1f) are filtered the same for every subleaf
+    CpuidResult r = host;
+
+    if (leaf >= kLeafHypervisorFirst && leaf <= kLeafHypervisorLast) {
+        // The host's answer for these leaves (if it runs under a hypervisor itself) never leaks.
+        switch (leaf) {
+        case hypercall::kCpuidSignatureLeaf:
+            return {hypercall::kCpuidMaxLeaf, hypercall::kSignatureEbx, hypercall::kSignatureEcx,
+                    hypercall::kSignatureEdx};
+        case hypercall::kCpuidInterfaceLeaf: {
+            auto insn = vendor == Vendor::Intel ? hypercall::Instruction::Vmcall : hypercall::Instruction::Vmmcall;
+            return {static_cast<uint32_t>(hypercall::kAbiVersion), static_cast<uint32_t>(insn), 0, 0};
+        }
+        default:
+            return {0, 0, 0, 0};
+        }
+    }
+
+    switch (leaf) {
+    case kLeafFeatures:
+        // No nested virtualisation; no MONITOR/MWAIT (the guest would sleep without an exit);
+        // no PMU; no x2APIC or TSC-deadline until there is a virtual LAPIC.
+        r.ecx &= ~(kEcxVmx | kEcxMonitor | kEcxPdcm | kEcxX2apic | kEcxTscDeadline);
+        r.ecx |= kEcxHypervisor;
+        r.ebx &= ~kEbxInitialApicIdMask;  // vCPU 0
+        break;
+    case kLeafMonitorMwait:
+    case kLeafPerfMonitoring:
+    case kLeafSvmFeatures:
+        r = {0, 0, 0, 0};
+        break;
+    case kLeafTopology:
+    case kLeafTopologyV2:
+        r.edx = 0;  // x2APIC ID of vCPU 0
+        break;
+    case kLeafExtFeatures:
+        r.ecx &= ~(kExtEcxSvm | kExtEcxPerfCtrCore | kExtEcxMonitorx);
+        break;
+    case kLeafAmdTopology:
+        if (vendor == Vendor::Amd)
+            r.eax = 0;  // extended APIC ID of vCPU 0
+        break;
+    default:
+        break;
+    }
+    return r;
+}
+
+} // namespace vlibos::vmm
