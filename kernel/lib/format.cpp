@@ -145,11 +145,27 @@ size_t format_v(char* buffer, size_t size, const char* fmt, va_list args_in)
             else
                 break;
         }
+        if (*p == '*') {
+            int width = va_arg(args, int);
+            if (width < 0) {
+                spec.left = true;
+                width = -width;
+            }
+            spec.width = static_cast<unsigned>(width);
+            ++p;
+        }
         while (*p >= '0' && *p <= '9')
             spec.width = spec.width * 10 + static_cast<unsigned>(*p++ - '0');
         if (*p == '.') {
             spec.has_precision = true;
             ++p;
+            if (*p == '*') {
+                int precision = va_arg(args, int);
+                // A negative precision counts as none, as in C.
+                spec.has_precision = precision >= 0;
+                spec.precision = precision >= 0 ? static_cast<unsigned>(precision) : 0;
+                ++p;
+            }
             while (*p >= '0' && *p <= '9')
                 spec.precision = spec.precision * 10 + static_cast<unsigned>(*p++ - '0');
         }

@@ -1,6 +1,6 @@
 // Formatted printing into a bounded buffer, the kernel's only printf.
-// Supports %d %i %u %x %X %o %c %s %p %% with flags '-', '0', '#', width, precision (for %s and
-// integers), and length modifiers l, ll, z, h, hh. Unknown conversions are printed verbatim.
+// Supports %d %i %u %x %X %o %c %s %p %% with flags '-', '0', '#', width and precision (numbers or '*';
+// precision for %s and integers), and length modifiers l, ll, z, h, hh. Unknown conversions are printed verbatim.
 #pragma once
 
 #include <stdarg.h>

@@ -40,6 +40,10 @@ TEST_CASE("format: strings, chars, pointers and percent", "[format]")
     CHECK(fmt("%s!", "hi") == "hi!");
     CHECK(fmt("%5s|%-5s|", "ab", "cd") == "   ab|cd   |");
     CHECK(fmt("%.2s", "abcdef") == "ab");
+    CHECK(fmt("%.*s|", 3, "abcdef") == "abc|");
+    CHECK(fmt("%.*s|", -1, "abc") == "abc|");
+    CHECK(fmt("%*d|", 4, 7) == "   7|");
+    CHECK(fmt("%*d|", -4, 7) == "7   |");
     CHECK(fmt("%s", static_cast<const char*>(nullptr)) == "(null)");
     CHECK(fmt("%c%c", 'o', 'k') == "ok");
     CHECK(fmt("%p", reinterpret_cast<void*>(0x1000)) == "0x0000000000001000");

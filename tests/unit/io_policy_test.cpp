@@ -74,7 +74,7 @@ TEST_CASE("io: debug port lines", "[vmm][io]")
         REQUIRE(sink.lines.size() == 4);
         CHECK(sink.lines[1] == "");
         CHECK(sink.lines[2] == "x");
-        CHECK(sink.lines[3] == "?[1m?????" "!");
+        CHECK(sink.lines[3] == "?[1m????" "!");
     }
     SECTION("a full buffer goes out at 120 characters")
     {

@@ -140,7 +140,7 @@ TEST_CASE("The software guest-state check names the broken field", "[vmx]")
 
     g = real_mode_state();
     g.segment[GuestState::Ss].access_rights |= 3 << 5;  // SS.DPL 3 in real mode
-    CHECK(mentions(check_guest_state(g), "guest SS access rights"));
+    CHECK(mentions(check_guest_state(g), "SS's DPL"));  // caught by the CS/SS DPL rule first
 
     g = real_mode_state();
     g.segment[GuestState::Tr].access_rights = 0x89;  // available, not busy
@@ -163,4 +163,19 @@ TEST_CASE("The software guest-state check names the broken field", "[vmx]")
     g = real_mode_state();
     g.vmcs_link = 0;
     CHECK(mentions(check_guest_state(g), "VMCS link pointer"));
+}
+
+TEST_CASE("MSR bitmap positions follow SDM §25.6.9", "[vmx]")
+{
+    msr_bitmap::Position efer = msr_bitmap::read_position(0xc0000080);
+    CHECK(efer.covered);
+    CHECK(efer.byte == 1024 + 0x10);
+    CHECK(efer.bit == 0);
+    CHECK(efer.byte + msr_bitmap::kWriteDistance == 3072 + 0x10);
+    msr_bitmap::Position apic_base = msr_bitmap::read_position(0x1b);
+    CHECK(apic_base.covered);
+    CHECK(apic_base.byte == 3);
+    CHECK(apic_base.bit == 3);
+    CHECK_FALSE(msr_bitmap::read_position(0x40000000).covered);
+    CHECK_FALSE(msr_bitmap::read_position(0xc0002000).covered);
 }

@@ -117,8 +117,32 @@ Features probe()
     return f;
 }
 
+// Probed once, by the first CPU that asks; the others wait for its answer.
+enum ProbeState : uint32_t { kNotProbed, kProbing, kProbed };
 Features g_features;
-bool g_reported = false;
+uint32_t g_probe_state = kNotProbed;
+
+const Features& features()
+{
+    uint32_t expected = kNotProbed;
+    if (__atomic_compare_exchange_n(&g_probe_state, &expected, kProbing, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        g_features = probe();
+        const Features& f = g_features;
+        if (f.supported)
+            console::print("vlibos: svm: revision %u, %u ASIDs, nested paging yes, 1 GiB nested pages %s, "
+                           "nrip save %s, decode assists %s, flush by ASID %s, VMCB clean bits %s\n",
+                           f.revision, f.asid_count, f.page_1gb ? "yes" : "no", f.nrip_save ? "yes" : "no",
+                           f.decode_assists ? "yes" : "no", f.flush_by_asid ? "yes" : "no",
+                           f.vmcb_clean ? "yes" : "no");
+        else
+            console::print("vlibos: svm: not usable: %s\n", f.why_not);
+        __atomic_store_n(&g_probe_state, kProbed, __ATOMIC_RELEASE);
+    } else {
+        while (__atomic_load_n(&g_probe_state, __ATOMIC_ACQUIRE) != kProbed)
+            x86::cpu_relax();
+    }
+    return g_features;
+}
 
 CpuLimits cpu_limits()
 {
@@ -263,9 +287,9 @@ void SvmVcpu::set_intercepts(Vmcb& v)
     // SVM instructions themselves, physical interrupts and NMIs (the monitor's timer and IPIs),
     // and a triple fault (which would otherwise reset the physical CPU).
     constexpr Intercept kAlways[] = {
-        Intercept::Intr,   Intercept::Nmi,     Intercept::Cpuid,    Intercept::Hlt,     Intercept::Invlpga,
-        Intercept::IoioProt, Intercept::MsrProt, Intercept::Shutdown, Intercept::Vmrun, Intercept::Vmmcall,
-        Intercept::Vmload, Intercept::Vmsave,  Intercept::Stgi,     Intercept::Clgi,    Intercept::Skinit,
+        Intercept::Intr,     Intercept::Nmi,     Intercept::Shutdown, Intercept::Cpuid,  Intercept::Hlt,
+        Intercept::IoioProt, Intercept::MsrProt, Intercept::Vmrun,    Intercept::Vmmcall, Intercept::Vmload,
+        Intercept::Vmsave,   Intercept::Stgi,    Intercept::Clgi,     Intercept::Skinit, Intercept::Invlpga,
     };
     for (Intercept i : kAlways)
         set_intercept(v, i, true);
@@ -501,18 +525,7 @@ namespace vlibos::vmm {
 
 Backend* svm_backend_if_supported(const char** why_not)
 {
-    svm::Features f = svm::probe();
-    svm::g_features = f;  // every CPU computes the same answer
-    if (!__atomic_exchange_n(&svm::g_reported, true, __ATOMIC_ACQ_REL)) {
-        if (f.supported)
-            console::print("vlibos: svm: revision %u, %u ASIDs, nested paging yes, 1 GiB nested pages %s, "
-                           "nrip save %s, decode assists %s, flush by ASID %s, VMCB clean bits %s\n",
-                           f.revision, f.asid_count, f.page_1gb ? "yes" : "no", f.nrip_save ? "yes" : "no",
-                           f.decode_assists ? "yes" : "no", f.flush_by_asid ? "yes" : "no",
-                           f.vmcb_clean ? "yes" : "no");
-        else
-            console::print("vlibos: svm: not usable: %s\n", f.why_not);
-    }
+    const svm::Features& f = svm::features();
     if (!f.supported) {
         *why_not = f.why_not;
         return nullptr;

@@ -76,7 +76,7 @@ inline void decode_exit(const ExitRecord& r, vmm::ExitInfo& out)
     out.guest_rip = r.rip;
 
     uint64_t code = r.exit_code;
-    if (code == exit_code::kInvalid) {
+    if (exit_code::is_invalid(code)) {
         out.reason = ExitReason::EntryFailed;
         return;
     }

@@ -168,6 +168,10 @@ constexpr uint64_t kMwaitConditional = 0x8c;
 constexpr uint64_t kXsetbv = 0x8d;
 constexpr uint64_t kNpf = 0x400;          // nested page fault
 constexpr uint64_t kInvalid = ~0ull;      // VMEXIT_INVALID (-1): VMRUN refused the VMCB
+
+// QEMU 7.2 stores VMEXIT_INVALID as the 32-bit -1, zero-extended; hardware stores the 64-bit
+// -1. No valid exit code has its low 32 bits all set, so both mean "invalid".
+constexpr bool is_invalid(uint64_t code) { return static_cast<uint32_t>(code) == static_cast<uint32_t>(kInvalid); }
 } // namespace exit_code
 
 // EXITINFO1 of an IOIO intercept (APM §15.10.2, Figure 15-2).

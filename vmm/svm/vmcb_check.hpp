@@ -31,6 +31,7 @@ constexpr uint64_t kPageOffset = 0xfff;
 // types 2 and 3 are reserved (APM Vol. 2 §7.8.1, Table 7-10).
 constexpr uint64_t kPatReservedBits = 0xf8f8'f8f8'f8f8'f8f8ull;
 constexpr unsigned kPatEntries = 8;
+constexpr unsigned kPatEntryBits = 8;
 constexpr uint64_t kPatTypeMask = 0x7;
 constexpr uint64_t kPatReservedType2 = 2;
 constexpr uint64_t kPatReservedType3 = 3;
@@ -99,7 +100,7 @@ inline const char* find_vmcb_inconsistency(const Vmcb& vmcb, const CpuLimits& cp
         if ((s.g_pat & kPatReservedBits) != 0)
             return "G_PAT has a reserved bit set";
         for (unsigned i = 0; i < kPatEntries; ++i) {
-            uint64_t type = (s.g_pat >> (8 * i)) & kPatTypeMask;
+            uint64_t type = (s.g_pat >> (kPatEntryBits * i)) & kPatTypeMask;
             if (type == kPatReservedType2 || type == kPatReservedType3)
                 return "G_PAT names a reserved memory type (2 or 3)";
         }

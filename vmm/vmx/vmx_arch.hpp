@@ -254,4 +254,32 @@ enum class InvvpidType : uint64_t { IndividualAddress = 0, SingleContext = 1, Al
 // §25.6.9): a set bit makes the access exit.
 constexpr uint64_t kBitmapBytes = 4096;
 
+// The MSR bitmap is four 1 KiB bitmaps: reads of MSRs 0-1FFFH, reads of C0000000H-C0001FFFH,
+// then writes of the same two ranges (§25.6.9).
+namespace msr_bitmap {
+constexpr uint32_t kLowFirst = 0;
+constexpr uint32_t kHighFirst = 0xc0000000;
+constexpr uint32_t kRangeSize = 0x2000;
+constexpr uint32_t kReadLowOffset = 0;
+constexpr uint32_t kReadHighOffset = 1024;
+constexpr uint32_t kWriteLowOffset = 2048;
+constexpr uint32_t kWriteHighOffset = 3072;
+
+struct Position {
+    bool covered;     // MSRs outside both ranges always exit
+    uint32_t byte;    // byte offset of the read bit; the write bit is 2048 bytes later
+    uint8_t bit;
+};
+
+constexpr Position read_position(uint32_t index)
+{
+    if (index < kLowFirst + kRangeSize)
+        return {true, kReadLowOffset + index / 8, static_cast<uint8_t>(index % 8)};
+    if (index >= kHighFirst && index - kHighFirst < kRangeSize)
+        return {true, kReadHighOffset + (index - kHighFirst) / 8, static_cast<uint8_t>((index - kHighFirst) % 8)};
+    return {false, 0, 0};
+}
+constexpr uint32_t kWriteDistance = kWriteLowOffset - kReadLowOffset;
+} // namespace msr_bitmap
+
 } // namespace vlibos::vmm::vmx

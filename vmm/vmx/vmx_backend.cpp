@@ -201,10 +201,13 @@ public:
         io_bitmap_b_ = TRY(pages.allocate_zeroed(1));
         msr_bitmap_ = TRY(pages.allocate_zeroed(1));
         ept_root_ = TRY(pages.allocate_zeroed(1));
-        // Every port and every MSR exits: nothing is passed through (§25.6.4, §25.6.9).
+        // Every port and every MSR exits (§25.6.4, §25.6.9), except IA32_EFER: it is part of the
+        // VMCS guest state (saved and loaded on every exit and entry), so a guest may set LME and
+        // enter long mode on its own, as docs/virtualisation.md promises.
         fill_ones(io_bitmap_a_, kBitmapBytes);
         fill_ones(io_bitmap_b_, kBitmapBytes);
         fill_ones(msr_bitmap_, kBitmapBytes);
+        pass_through_msr(x86::Msr::Efer);
         *reinterpret_cast<uint32_t*>(vmcs_) = basic::revision(g_caps.basic);  // §25.2
         VmxStatus status = insn::vmclear(vmcs_);
         if (!status.ok()) {
@@ -390,6 +393,17 @@ public:
     }
 
 private:
+    void pass_through_msr(x86::Msr msr)
+    {
+        msr_bitmap::Position at = msr_bitmap::read_position(static_cast<uint32_t>(msr));
+        auto* bitmap = reinterpret_cast<uint8_t*>(msr_bitmap_);
+        uint8_t clear = static_cast<uint8_t>(~(1u << at.bit));
+        if (!at.covered)
+            return;
+        bitmap[at.byte] &= clear;
+        bitmap[at.byte + msr_bitmap::kWriteDistance] &= clear;
+    }
+
     // Makes this vCPU's VMCS the current one on this CPU (VMPTRLD, §31.3) if it is not already.
     Status<VmError> make_current() const
     {
@@ -458,12 +472,14 @@ private:
         ok &= Vmcs::write(Field::EptPointer, eptp_);
         ok &= Vmcs::write(Field::Vpid, tag);
 
-        // CR0/CR4 bits VMX operation fixes (A.7, A.8) are owned by the monitor: the guest reads
-        // the shadow (its own choice) and a write that changes them exits (§25.6.6).
-        uint64_t cr0_fixed0 = guest_cr0_fixed0(g_caps.cr0_fixed0, true);
-        cr0_mask_ = cr0_fixed0 | ~g_caps.cr0_fixed1;
-        cr0_shadow_ = cr0::kExtensionType;
-        cr4_mask_ = g_caps.cr4_fixed0 | ~g_caps.cr4_fixed1;
+        // Bits VMX operation forbids (not in FIXED1, A.7/A.8) and CR4.VMXE, which VMX needs but
+        // the guest must not see, are owned by the monitor: the guest reads them from the shadow
+        // (0) and a write that sets them exits (§25.6.6). CR0.NE stays guest-visible as 1:
+        // owning it would make the common "set NE" write exit, and an exit the runtime cannot
+        // handle would stop the VM; a guest clearing it gets #GP, as on CPUs where it is fixed.
+        cr0_mask_ = ~g_caps.cr0_fixed1;
+        cr0_shadow_ = 0;
+        cr4_mask_ = cr4::kVmxEnable | g_caps.cr4_fixed0 | ~g_caps.cr4_fixed1;
         cr4_shadow_ = 0;
         ok &= Vmcs::write(Field::Cr0GuestHostMask, cr0_mask_);
         ok &= Vmcs::write(Field::Cr0ReadShadow, cr0_shadow_);
