@@ -59,6 +59,7 @@
 .set SCENARIO_TIMER,     6
 .set SCENARIO_LONGMODE,  7
 .set SCENARIO_SPIN,      8
+.set SCENARIO_TRIPLEFAULT, 9
 
 // ---- Exit codes ----------------------------------------------------------------------------
 .set EXIT_OK,                 0
@@ -214,6 +215,8 @@ long_mode:
     je scenario_longmode
     cmpl $SCENARIO_SPIN, %eax
     je scenario_spin
+    cmpl $SCENARIO_TRIPLEFAULT, %eax
+    je scenario_triplefault
     movl $EXIT_UNKNOWN_SCENARIO, %edi
     jmp exit_vm
 
@@ -517,8 +520,20 @@ scenario_spin:
     movl $EXIT_OK, %edi
     jmp exit_vm
 
+// ---- Scenario 9: triplefault ---------------------------------------------------------------
+// An empty IDT makes the breakpoint undeliverable: #BP -> #GP -> #DF -> triple fault, which the
+// monitor must turn into a stopped VM with a report.
+scenario_triplefault:
+    lidt empty_idt_descriptor(%rip)
+    int3
+    movl $EXIT_CONTINUED, %edi
+    jmp exit_vm
+
 // =============================================================================================
     .section .rodata, "a"
+empty_idt_descriptor:
+    .word 0
+    .quad 0
 hello:
     .ascii "hello from the guest\n"
 hello_end:

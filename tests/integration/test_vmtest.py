@@ -9,7 +9,7 @@ import sys
 import serial_checks as sc
 
 BACKEND = {"qemu": "svm", "bochs": "vmx", "kvm": "vmx"}
-SCENARIOS = ["cpuid", "hypercall", "ports", "readonly", "outside", "timer", "longmode", "spin"]
+SCENARIOS = ["cpuid", "hypercall", "ports", "readonly", "outside", "timer", "longmode", "spin", "triplefault"]
 RESULT_RE = re.compile(r"^vlibos: vmtest cpu (\d+) (vm-[ab]) (\w+): (passed|FAILED)(.*)$")
 BACKEND_RE = re.compile(r"^vlibos: vmtest cpu (\d+): (\w+) backend, (vm-[ab]) in host memory")
 STOPPED_RE = re.compile(r"^vlibos: vm (vm-[ab]) stopped: (.+?) at guest rip (0x[0-9a-f]+|0), gpa (0x[0-9a-f]+|0); exit (\S+)")
@@ -50,6 +50,7 @@ def main():
                 for kind, gpa, rip in stops), "no stop report for the write to the read-only page at 0x200000")
     c.check(any(kind.startswith("access outside the VM's memory") and gpa == 0x40000000 and rip != 0
                 for kind, gpa, rip in stops), "no stop report for the access outside the VM at 0x40000000")
+    c.check(any(kind == "triple fault" for kind, _, _ in stops), "no stop report for the guest's triple fault")
 
     # Exit accounting is printed per VM, with the hypercall round trip.
     c.check(len(b.matching(EXITS_RE)) == len(vm_cpus), "expected one exit-count line per VM")

@@ -25,19 +25,11 @@ public:
 
     bool read_guest(uint64_t gpa, void* out, size_t length) override
     {
-        auto* dst = static_cast<uint8_t*>(out);
-        while (length > 0) {
-            auto t = spec_.memory->translate(gpa);
-            if (!t || !t.value().access.read)
-                return false;
-            size_t in_page = static_cast<size_t>(0x1000 - (gpa & 0xfff));
-            size_t chunk = length < in_page ? length : in_page;
-            memcpy(dst, reinterpret_cast<const void*>(t.value().host_physical), chunk);
-            dst += chunk;
-            gpa += chunk;
-            length -= chunk;
-        }
-        return true;
+        // The monitor's direct map makes host-physical memory addressable as is.
+        return hypercall::read_guest_checked(*spec_.memory, gpa, out, length,
+                                             [](uint64_t host_physical, void* to, size_t bytes) {
+                                                 memcpy(to, reinterpret_cast<const void*>(host_physical), bytes);
+                                             });
     }
 
     void console_write(const char* text, size_t length) override

@@ -50,6 +50,7 @@ constexpr Scenario kScenarios[] = {
     {"timer", 6, StopKind::GuestExit, 0, true},
     {"longmode", 7, StopKind::GuestExit, 0, true},
     {"spin", 8, StopKind::GuestExit, 0, true},
+    {"triplefault", 9, StopKind::TripleFault, 0, true},
 };
 constexpr size_t kScenarioCount = sizeof(kScenarios) / sizeof(kScenarios[0]);
 
@@ -181,7 +182,7 @@ bool parse_vm_tests(const char* cmdline_text)
         }
         if (!found)
             panic("unknown VM test scenario '%s' (known: cpuid, hypercall, ports, readonly, outside, timer, "
-                  "longmode, spin, all)", name);
+                  "longmode, spin, triplefault, all)", name);
         name = last ? comma : comma + 1;
     }
     return true;
