@@ -64,6 +64,8 @@ public:
     virtual void set_rip(uint64_t rip) = 0;
     virtual uint64_t rsp() const = 0;
     virtual uint64_t rflags() const = 0;
+    // The guest's current privilege level (0-3): hypercalls are refused above 0.
+    virtual uint8_t cpl() const = 0;
 
     // Event injection. can_inject_interrupt(): RFLAGS.IF set and no interrupt shadow.
     virtual bool can_inject_interrupt() const = 0;

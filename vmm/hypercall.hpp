@@ -29,6 +29,7 @@ enum class Number : uint64_t {
 constexpr int64_t kEnosys = -38;  // unknown call number
 constexpr int64_t kEinval = -22;  // an argument out of range
 constexpr int64_t kEfault = -14;  // a guest buffer that is not readable guest memory
+constexpr int64_t kEperm = -1;    // the caller is not at CPL 0 (a guest's user space may not call)
 
 constexpr uint64_t kAbiVersion = 1;
 

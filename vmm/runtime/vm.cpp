@@ -157,8 +157,9 @@ StopReport Vm::run(Vcpu& vcpu_ref, Vendor vendor, const VmSpec& spec)
             break;
         }
         case ExitReason::Hypercall: {
-            hypercall::Call call{regs.rax, regs.rdi, regs.rsi, regs.rdx, regs.r10};
-            regs.rax = static_cast<uint64_t>(hypercall::dispatch(call, env));
+            // Only the guest kernel may call the monitor; its user space gets EPERM.
+            hypercall::Call call = hypercall::call_from(regs);
+            hypercall::set_result(regs, vcpu->cpl() == 0 ? hypercall::dispatch(call, env) : hypercall::kEperm);
             if (env.exit_requested) {
                 report.kind = StopKind::GuestExit;
                 report.code = env.exit_code;

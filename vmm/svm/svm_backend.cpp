@@ -214,6 +214,7 @@ public:
     void set_rip(uint64_t rip) override { vmcb().save.rip = rip; }
     uint64_t rsp() const override { return vmcb().save.rsp; }
     uint64_t rflags() const override { return vmcb().save.rflags; }
+    uint8_t cpl() const override { return vmcb().save.cpl; }  // VMCB CPL field (APM Vol. 2 §15.5.1)
 
     bool can_inject_interrupt() const override
     {

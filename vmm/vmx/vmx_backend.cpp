@@ -311,6 +311,11 @@ public:
     uint64_t rip() const override { return current() ? Vmcs::read(Field::GuestRip) : 0; }
     uint64_t rsp() const override { return current() ? Vmcs::read(Field::GuestRsp) : 0; }
     uint64_t rflags() const override { return current() ? Vmcs::read(Field::GuestRflags) : 0; }
+    // CPL is SS.DPL, bits 6:5 of the SS access rights (SDM Vol. 3 §28.3.1.5 / §27.3.1.2).
+    uint8_t cpl() const override
+    {
+        return current() ? static_cast<uint8_t>((Vmcs::read(Field::GuestSsAccessRights) >> 5) & 3) : 0;
+    }
 
     void set_rip(uint64_t rip) override
     {
