@@ -12,10 +12,14 @@
 // Layout inside the RAM (this guest's choice):
 //   0x1000         PML4
 //   0x2000         PDPT (4 entries)
-//   0x3000-0x6fff  4 page directories: 0-4 GiB identity-mapped with 2 MiB pages, RW, supervisor
+//   0x3000-0x6fff  4 page directories: 0-4 GiB identity-mapped with 2 MiB pages, RW, user
+//                  (U/S set at every level, so ring-3 code can run the image and use its data)
 //   0x7000-0x7fff  IDT, 256 16-byte gates
 //   0x8000-        this image (text, GDT, data); must end below 0x10000 (real-mode addressing)
 //   0x1f0000       top of the stack (grows down)
+//   0x1f0000-0x1f0067  usermode: the TSS
+//   0x1f1000-0x1f7fff  usermode: ring-0 stack (TSS RSP0 = 0x1f8000, grows down)
+//   0x1f8000-0x1fffff  usermode: ring-3 stack (top 0x200000, grows down)
 //
 // Hypercalls: the instruction comes from CPUID 0x40000001 EBX (1 = VMCALL, 2 = VMMCALL);
 // RAX = number, RDI, RSI, RDX, R10 = arguments, RAX = result (docs/hypercalls.md).
@@ -32,8 +36,13 @@
 //                (fails 0x61 if the call is refused, Exit(2) after 1e8 loops without it)
 //   7 longmode   Exit(0) from 64-bit code (the monitor checks EFER.LMA and CR0.PG)
 //   8 spin       1000 Version hypercalls (fails 0x81 on a wrong answer), then Exit(0)
+//   9 triplefault  INT3 with an empty IDT: the monitor stops the VM; Exit(1) if it went on
+//  10 usermode   IRETQ to ring 3, which makes a Version hypercall (the monitor must answer
+//                -EPERM) and then INT 0x80 (DPL-3 gate) back to ring 0; fails 0xA1 (result not
+//                -EPERM), 0xA2 (the gate's handler did not see CS RPL 3)
 //   other        Exit(0xff)
-// Any exception or interrupt other than the timer's ends in Exit(0x100 + vector).
+// Any exception or interrupt other than the timer's (and usermode's 0x80) ends in
+// Exit(0x100 + vector).
 
 // ---- Memory layout -------------------------------------------------------------------------
 .set LOAD_ADDRESS,      0x8000
@@ -45,6 +54,9 @@
 .set IDT_ENTRIES,       256
 .set IDT_END,           IDT_BASE + IDT_ENTRIES * 16
 .set STACK_TOP,         0x1f0000
+.set TSS_BASE,          0x1f0000    // usermode only, like the two stacks below
+.set RING0_STACK_TOP,   0x1f8000    // TSS RSP0: [0x1f1000, 0x1f8000)
+.set USER_STACK_TOP,    0x200000    // ring 3: [0x1f8000, 0x200000)
 .set RO_PAGE,           0x200000    // read-only, 0xA5
 .set RO_PAGE_LAST,      0x200fff
 .set RO_FILL,           0xa5
@@ -60,6 +72,7 @@
 .set SCENARIO_LONGMODE,  7
 .set SCENARIO_SPIN,      8
 .set SCENARIO_TRIPLEFAULT, 9
+.set SCENARIO_USERMODE,  10
 
 // ---- Exit codes ----------------------------------------------------------------------------
 .set EXIT_OK,                 0
@@ -67,6 +80,8 @@
 .set EXIT_TIMER_NEVER_FIRED,  2
 .set EXIT_UNKNOWN_SCENARIO,   0xff
 .set EXIT_VECTOR_BASE,        0x100   // + vector of an unexpected exception or interrupt
+.set EXIT_USER_NOT_EPERM,     0xa1    // usermode: the ring-3 hypercall was not refused
+.set EXIT_USER_NOT_RING3,     0xa2    // usermode: the INT 0x80 frame's CS RPL is not 3
 
 // ---- Hypercall ABI -------------------------------------------------------------------------
 .set HC_VERSION,        0
@@ -80,6 +95,7 @@
 .set ENOSYS,            38
 .set EINVAL,            22
 .set EFAULT,            14
+.set EPERM,             1
 .set CPUID_HV_SIGNATURE, 0x40000000
 .set CPUID_HV_INTERFACE, 0x40000001
 .set CPUID_HV_UNUSED,    0x40000002
@@ -91,6 +107,7 @@
 .set TIMER_GIVE_UP_LOOPS, 100000000
 .set SPIN_CALLS,        1000
 .set DEBUG_PORT,        0xe9
+.set USER_VECTOR,       0x80        // usermode: ring 3 -> ring 0
 
 // ---- Architecture (Intel SDM Vol. 3A 2.5, 4.5; AMD APM Vol. 2) -----------------------------
 .set CR0_PE,            1 << 0
@@ -103,12 +120,24 @@
 .set EFER_LME,          1 << 8
 .set PTE_PRESENT,       1 << 0
 .set PTE_WRITABLE,      1 << 1
+.set PTE_USER,          1 << 2
 .set PTE_LARGE,         1 << 7
 .set LARGE_PAGE_SHIFT,  21
 .set GATE_INTERRUPT,    0x8e00      // present, DPL 0, 64-bit interrupt gate, IST 0
+.set GATE_INTERRUPT_USER, 0xee00    // the same with DPL 3: INT n from ring 3 may use it
+.set TSS_SIZE,          104         // 64-bit TSS, no I/O bitmap
+.set TSS_RSP0,          4           // offset of RSP0
+.set TSS_IOMAP,         102         // offset of the I/O map base
+.set TSS_ACCESS,        0x89        // present, DPL 0, available 64-bit TSS
+.set RFLAGS_FIXED,      1 << 1      // reserved, always 1 (IF = 0)
+.set RPL_MASK,          3
+.set RPL_USER,          3
 .set SEL_CODE32,        0x08
 .set SEL_DATA,          0x10
 .set SEL_CODE64,        0x18
+.set SEL_USER_CODE64,   0x28 | RPL_USER
+.set SEL_USER_DATA,     0x20 | RPL_USER
+.set SEL_TSS,           0x30
 .set CPUID1_ECX_VMX,        1 << 5
 .set CPUID1_ECX_HYPERVISOR, 1 << 31
 .set CPUID_EXT_ECX_SVM,     1 << 2
@@ -148,11 +177,11 @@ protected_mode:
     movl $((IDT_END - PML4) / 4), %ecx
     rep stosl
 
-    movl $(PDPT | PTE_PRESENT | PTE_WRITABLE), PML4
+    movl $(PDPT | PTE_PRESENT | PTE_WRITABLE | PTE_USER), PML4
     xorl %ecx, %ecx
 1:  movl %ecx, %eax                 // PDPT[i] -> PD i
     shll $12, %eax
-    addl $(PD0 | PTE_PRESENT | PTE_WRITABLE), %eax
+    addl $(PD0 | PTE_PRESENT | PTE_WRITABLE | PTE_USER), %eax
     movl %eax, PDPT(, %ecx, 8)
     incl %ecx
     cmpl $PD_COUNT, %ecx
@@ -160,7 +189,7 @@ protected_mode:
     xorl %ecx, %ecx
 2:  movl %ecx, %eax                 // PD entry j (of 2048) -> 2 MiB page j
     shll $LARGE_PAGE_SHIFT, %eax
-    orl $(PTE_PRESENT | PTE_WRITABLE | PTE_LARGE), %eax
+    orl $(PTE_PRESENT | PTE_WRITABLE | PTE_USER | PTE_LARGE), %eax
     movl %eax, PD0(, %ecx, 8)
     incl %ecx
     cmpl $(PD_COUNT * 512), %ecx
@@ -217,6 +246,8 @@ long_mode:
     je scenario_spin
     cmpl $SCENARIO_TRIPLEFAULT, %eax
     je scenario_triplefault
+    cmpl $SCENARIO_USERMODE, %eax
+    je scenario_usermode
     movl $EXIT_UNKNOWN_SCENARIO, %edi
     jmp exit_vm
 
@@ -249,26 +280,33 @@ console_write:
     movl $HC_CONSOLE_WRITE, %eax
     jmp hypercall
 
-// setup_idt: every vector -> its stub in vector_stubs (Exit(0x100 + vector)), except the
-// timer's vector -> timer_handler.
-setup_idt:
-    leaq vector_stubs(%rip), %rsi
-    movl $IDT_BASE, %edi
-    xorl %ecx, %ecx
-1:  movq %rsi, %rax
-    cmpl $TIMER_VECTOR, %ecx
-    jne 2f
-    leaq timer_handler(%rip), %rax
-2:  movw %ax, 0(%rdi)               // offset 15:0
+// set_gate: IDT gate ECX -> handler RAX (ring-0 64-bit code), type and DPL DX. Clobbers RAX, RDI.
+set_gate:
+    movl %ecx, %edi
+    shll $4, %edi
+    addl $IDT_BASE, %edi
+    movw %ax, 0(%rdi)               // offset 15:0
     movw $SEL_CODE64, 2(%rdi)
-    movw $GATE_INTERRUPT, 4(%rdi)
+    movw %dx, 4(%rdi)
     shrq $16, %rax
     movw %ax, 6(%rdi)               // offset 31:16
     shrq $16, %rax
     movl %eax, 8(%rdi)              // offset 63:32
     movl $0, 12(%rdi)
+    ret
+
+// setup_idt: every vector -> its stub in vector_stubs (Exit(0x100 + vector)), except the
+// timer's vector -> timer_handler.
+setup_idt:
+    leaq vector_stubs(%rip), %rsi
+    xorl %ecx, %ecx
+1:  movq %rsi, %rax
+    cmpl $TIMER_VECTOR, %ecx
+    jne 2f
+    leaq timer_handler(%rip), %rax
+2:  movl $GATE_INTERRUPT, %edx
+    call set_gate
     addq $16, %rsi
-    addq $16, %rdi
     incl %ecx
     cmpl $IDT_ENTRIES, %ecx
     jb 1b
@@ -529,6 +567,55 @@ scenario_triplefault:
     movl $EXIT_CONTINUED, %edi
     jmp exit_vm
 
+// ---- Scenario 10: usermode ------------------------------------------------------------------
+// Ring 3 makes a hypercall, which the monitor must refuse with -EPERM, then comes back to
+// ring 0 through a DPL-3 interrupt gate, whose handler checks and exits.
+scenario_usermode:
+    movl $TSS_BASE, %edi            // TSS: zero but RSP0 and the I/O map base
+    xorl %eax, %eax
+    movl $(TSS_SIZE / 4), %ecx
+    rep stosl
+    movq $RING0_STACK_TOP, %rax
+    movq %rax, TSS_BASE + TSS_RSP0
+    movw $TSS_SIZE, TSS_BASE + TSS_IOMAP  // past the limit: no I/O bitmap
+    movw $SEL_TSS, %ax
+    ltr %ax
+
+    movl $USER_VECTOR, %ecx
+    leaq usermode_handler(%rip), %rax
+    movl $GATE_INTERRUPT_USER, %edx
+    call set_gate
+
+    pushq $SEL_USER_DATA            // IRETQ frame: SS, RSP, RFLAGS, CS, RIP
+    pushq $USER_STACK_TOP
+    pushq $RFLAGS_FIXED
+    pushq $SEL_USER_CODE64
+    leaq usermode_code(%rip), %rax
+    pushq %rax
+    iretq
+
+// Ring 3 from here.
+usermode_code:
+    movl $HC_VERSION, %eax
+    call hypercall
+    movq %rax, user_result(%rip)
+    int $USER_VECTOR
+    ud2                             // not reached: the handler exits (else Exit(0x106))
+
+// INT 0x80 from ring 3, on the RSP0 stack: RIP, CS, RFLAGS, RSP, SS.
+usermode_handler:
+    movq 8(%rsp), %rax
+    movq %rax, user_cs(%rip)
+    andl $RPL_MASK, %eax
+    movl $EXIT_USER_NOT_RING3, %edi
+    cmpl $RPL_USER, %eax
+    jne fail
+    movl $EXIT_USER_NOT_EPERM, %edi
+    cmpq $-EPERM, user_result(%rip)
+    jne fail
+    movl $EXIT_OK, %edi
+    jmp exit_vm
+
 // =============================================================================================
     .section .rodata, "a"
 empty_idt_descriptor:
@@ -546,6 +633,16 @@ gdt:
     .quad 0x00cf9b000000ffff        // 0x08: 32-bit code, base 0, limit 4 GiB (accessed preset)
     .quad 0x00cf93000000ffff        // 0x10: data, base 0, limit 4 GiB (accessed preset)
     .quad 0x00af9b000000ffff        // 0x18: 64-bit code
+    .quad 0x00cff3000000ffff        // 0x20: user data, DPL 3
+    .quad 0x00affb000000ffff        // 0x28: user 64-bit code, DPL 3
+    .word TSS_SIZE - 1              // 0x30: 64-bit TSS (16 bytes); limit 15:0
+    .word TSS_BASE & 0xffff         // base 15:0
+    .byte (TSS_BASE >> 16) & 0xff   // base 23:16
+    .byte TSS_ACCESS
+    .byte 0                         // limit 19:16, flags
+    .byte (TSS_BASE >> 24) & 0xff   // base 31:24
+    .long 0                         // base 63:32
+    .long 0                         // reserved
 gdt_end:
 gdt_descriptor:
     .word gdt_end - gdt - 1
@@ -563,3 +660,8 @@ hypercall_insn:                     // CPUID 0x40000001 EBX: 1 = VMCALL, 2 = VMM
     .long 0
 timer_count:
     .long 0
+    .balign 8
+user_result:                        // usermode: RAX of the ring-3 hypercall (written in ring 3)
+    .quad 0
+user_cs:                            // usermode: CS in the INT 0x80 frame
+    .quad 0

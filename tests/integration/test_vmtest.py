@@ -9,7 +9,7 @@ import sys
 import serial_checks as sc
 
 BACKEND = {"qemu": "svm", "bochs": "vmx", "kvm": "vmx"}
-SCENARIOS = ["cpuid", "hypercall", "ports", "readonly", "outside", "timer", "longmode", "spin", "triplefault"]
+SCENARIOS = ["cpuid", "hypercall", "ports", "readonly", "outside", "timer", "longmode", "spin", "triplefault", "usermode"]
 RESULT_RE = re.compile(r"^vlibos: vmtest cpu (\d+) (vm-[ab]) (\w+): (passed|FAILED)(.*)$")
 BACKEND_RE = re.compile(r"^vlibos: vmtest cpu (\d+): (\w+) backend, (vm-[ab]) in host memory")
 STOPPED_RE = re.compile(r"^vlibos: vm (vm-[ab]) stopped: (.+?) at guest rip (0x[0-9a-f]+|0), gpa (0x[0-9a-f]+|0); exit (\S+)")

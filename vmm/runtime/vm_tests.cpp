@@ -51,6 +51,7 @@ constexpr Scenario kScenarios[] = {
     {"longmode", 7, StopKind::GuestExit, 0, true},
     {"spin", 8, StopKind::GuestExit, 0, true},
     {"triplefault", 9, StopKind::TripleFault, 0, true},
+    {"usermode", 10, StopKind::GuestExit, 0, true},
 };
 constexpr size_t kScenarioCount = sizeof(kScenarios) / sizeof(kScenarios[0]);
 
@@ -182,7 +183,7 @@ bool parse_vm_tests(const char* cmdline_text)
         }
         if (!found)
             panic("unknown VM test scenario '%s' (known: cpuid, hypercall, ports, readonly, outside, timer, "
-                  "longmode, spin, triplefault, all)", name);
+                  "longmode, spin, triplefault, usermode, all)", name);
         name = last ? comma : comma + 1;
     }
     return true;
