@@ -19,6 +19,8 @@ const char* exit_reason_name(ExitReason reason)
     case ExitReason::TripleFault: return "triple-fault";
     case ExitReason::EntryFailed: return "entry-failed";
     case ExitReason::Exception: return "exception";
+    case ExitReason::Nmi: return "nmi";
+    case ExitReason::CacheControl: return "cache-control";
     case ExitReason::Unhandled: return "unhandled";
     case ExitReason::Count: break;
     }

@@ -21,7 +21,10 @@ enum class ExitReason : uint8_t {
     ExternalInterrupt,  // a host interrupt arrived while the guest ran
     TripleFault,        // triple fault (VMX) or SHUTDOWN (SVM)
     EntryFailed,        // the guest state was refused at VM entry (VMX) or VMEXIT_INVALID (SVM)
-    Exception,          // an intercepted guest exception
+    Exception,          // an intercepted guest exception (#DB and #AC always: see below)
+    Nmi,                // a host NMI arrived while the guest ran
+    CacheControl,       // WBINVD or INVD: never executed for a guest (they would flush or drop
+                        // caches the RT partition shares); the monitor skips the instruction
     Unhandled,          // any other exit; `raw_reason` says which
     Count,
 };
@@ -60,6 +63,8 @@ struct ExitInfo {
     uint64_t guest_rip = 0;
     uint32_t instruction_length = 0;  // to skip an emulated instruction; 0 if unknown
     uint8_t exception_vector = 0;     // for Exception
+    bool exception_has_error_code = false;
+    uint32_t exception_error_code = 0;
     IoExit io{};
     MsrExit msr{};
     NestedPageFaultExit npf{};

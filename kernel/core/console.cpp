@@ -12,7 +12,11 @@ namespace {
 
 constexpr x86::Serial16550 g_uart{x86::Serial16550::kCom1};
 constexpr uint32_t kNoOwner = 0xffffffff;
-uint32_t g_lock_owner = kNoOwner;  // CPU index holding the console, or kNoOwner
+// A ticket lock (first come, first served: no CPU waits without bound behind others) that also
+// records its holder, so a CPU that faults while printing does not deadlock against itself.
+uint32_t g_next_ticket = 0;
+uint32_t g_serving = 0;
+uint32_t g_lock_owner = kNoOwner;
 
 uint32_t current_cpu_id()
 {
@@ -20,22 +24,23 @@ uint32_t current_cpu_id()
     return cpu == nullptr ? 0 : cpu->index;
 }
 
-// A simple owner-tracking lock: if this CPU already holds it (it faulted while printing),
-// printing goes ahead rather than deadlocking the exception report.
 bool acquire()
 {
     uint32_t me = current_cpu_id();
     if (__atomic_load_n(&g_lock_owner, __ATOMIC_RELAXED) == me)
         return false;
-    uint32_t expected = kNoOwner;
-    while (!__atomic_compare_exchange_n(&g_lock_owner, &expected, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-        expected = kNoOwner;
+    uint32_t ticket = __atomic_fetch_add(&g_next_ticket, 1u, __ATOMIC_RELAXED);
+    while (__atomic_load_n(&g_serving, __ATOMIC_ACQUIRE) != ticket)
         __builtin_ia32_pause();
-    }
+    __atomic_store_n(&g_lock_owner, me, __ATOMIC_RELAXED);
     return true;
 }
 
-void release() { __atomic_store_n(&g_lock_owner, kNoOwner, __ATOMIC_RELEASE); }
+void release()
+{
+    __atomic_store_n(&g_lock_owner, kNoOwner, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_serving, g_serving + 1, __ATOMIC_RELEASE);
+}
 
 void emit(const char* text, size_t length)
 {
@@ -49,6 +54,12 @@ void emit(const char* text, size_t length)
 } // namespace
 
 void init() { g_uart.init(); }
+
+void release_if_held_by_this_cpu()
+{
+    if (__atomic_load_n(&g_lock_owner, __ATOMIC_RELAXED) == current_cpu_id())
+        release();
+}
 
 void drain() { g_uart.drain(); }
 

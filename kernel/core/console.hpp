@@ -13,5 +13,7 @@ void print(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void write(const char* text, size_t length);
 // Waits until everything printed has left the UART (before powering off).
 void drain();
+// For a CPU about to stop for good: if it was interrupted while printing, let the others print.
+void release_if_held_by_this_cpu();
 
 } // namespace vlibos::console

@@ -60,6 +60,7 @@ using vlibos::x86::InterruptFrame;
         static_cast<unsigned long long>(f.r15));
     dump.append("vlibos: cpu %u stopped\n", index);
     vlibos::console::write(dump.c_str(), dump.length());
+    vlibos::console::release_if_held_by_this_cpu();
     cpu->state = vlibos::CpuState::Stopped;
     // The boot CPU is the one that would report the end of the run; if it is the one that
     // stopped, end the run here so the failure is never a silent hang.
@@ -73,6 +74,12 @@ using vlibos::x86::InterruptFrame;
 extern "C" void interrupt_dispatch(InterruptFrame* frame)
 {
     using namespace vlibos::x86;
+    // An NMI is not a fault of the code it interrupted (and with SVM a host NMI that arrived
+    // while a guest ran is taken here after the exit): note it and carry on.
+    if (frame->vector == kVectorNmi) {
+        vlibos::console::print("vlibos: warning: NMI on cpu %u\n", vlibos::this_cpu()->index);
+        return;
+    }
     if (frame->vector < kFirstExternalVector)
         report_exception_and_stop(*frame);
 

@@ -97,6 +97,10 @@ void discover_platform(Machine& machine)
     uint32_t boot_apic = boot_cpu_apic_id();
     uint32_t count = 0;
     bool boot_cpu_listed = false;
+    // xAPIC addresses CPUs with 8 bits and 0xff is the broadcast ID (SDM Vol. 3 §11.6.1), so a
+    // larger ID can only be reached in x2APIC mode.
+    bool x2apic = (x86::cpuid(1).ecx & x86::feature::kLeaf1EcxX2Apic) != 0;
+    uint32_t max_apic_id = x2apic ? 0xfffffffeu : 0xfeu;
     machine.apic_ids[count++] = boot_apic;
     for (size_t i = 0; i < platform.cpu_count; ++i) {
         const acpi::Cpu& cpu = platform.cpus[i];
@@ -104,8 +108,13 @@ void discover_platform(Machine& machine)
             boot_cpu_listed = true;
             continue;
         }
-        if (cpu.enabled)
-            machine.apic_ids[count++] = cpu.apic_id;
+        if (!cpu.enabled)
+            continue;
+        if (cpu.apic_id > max_apic_id)
+            panic("CPU with APIC ID %u cannot be addressed without x2APIC", cpu.apic_id);
+        if (count == acpi::kMaxCpus)
+            panic("the MADT lists more than %zu CPUs besides the boot CPU's", acpi::kMaxCpus - 1);
+        machine.apic_ids[count++] = cpu.apic_id;
     }
     if (!boot_cpu_listed)
         panic("the boot CPU (APIC ID %u) is not listed in the ACPI MADT", boot_apic);

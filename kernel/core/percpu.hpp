@@ -37,7 +37,8 @@ extern uint32_t g_cpu_count;
 // Points GS at `cpu` on the calling CPU.
 void install_percpu(PerCpu& cpu);
 
-// The calling CPU's data, or nullptr before install_percpu() ran on it.
+// The calling CPU's data. kernel_main installs the boot CPU's first thing and every AP installs
+// its own before anything else, so no code runs without it.
 inline PerCpu* this_cpu()
 {
     PerCpu* self;

@@ -46,7 +46,9 @@ void emit_string(Sink& out, const char* s, const Spec& spec)
     if (s == nullptr)
         s = "(null)";
     unsigned len = 0;
-    while (s[len] != '\0' && (!spec.has_precision || len < spec.precision))
+    // Precision first: with "%.*s" the text need not be NUL-terminated, and s[precision] may lie
+    // outside its buffer.
+    while ((!spec.has_precision || len < spec.precision) && s[len] != '\0')
         ++len;
     unsigned fill = spec.width > len ? spec.width - len : 0;
     if (!spec.left)

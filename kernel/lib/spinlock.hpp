@@ -1,4 +1,4 @@
-// Ticket spinlock: FIFO order, so no core starves another on the console or allocators.
+// Ticket spinlock: FIFO order, so no core starves another.
 #pragma once
 
 #include <stdint.h>

@@ -50,6 +50,14 @@ TEST_CASE("format: strings, chars, pointers and percent", "[format]")
     CHECK(fmt("100%%") == "100%");
 }
 
+TEST_CASE("format: %.*s never reads past the precision", "[format]")
+{
+    // No terminator: ASan flags any read of text[3].
+    char* text = new char[3]{'a', 'b', 'c'};
+    CHECK(fmt("%.*s|", 3, text) == "abc|");
+    delete[] text;
+}
+
 TEST_CASE("format: unknown conversions are shown, not swallowed", "[format]")
 {
     CHECK(fmt("a%qb") == "a%qb");

@@ -15,6 +15,8 @@ namespace vlibos::vmm {
 namespace {
 
 constexpr uint64_t kRflagsInterruptEnable = 1ull << 9;
+constexpr uint8_t kVectorDebug = 1;            // #DB
+constexpr uint8_t kVectorAlignmentCheck = 17;  // #AC
 constexpr uint64_t kTimeSliceUs = 1000;  // the monitor takes control back at least this often
 
 // What a hypercall may do to the VM and the monitor; everything it reads is bounds-checked
@@ -210,6 +212,22 @@ StopReport Vm::run(Vcpu& vcpu_ref, Vendor vendor, const VmSpec& spec)
             x86::enable_interrupts();
             asm volatile("nop");
             x86::disable_interrupts();
+            break;
+        case ExitReason::Exception:
+            // #DB and #AC are intercepted only so that a guest cannot make their delivery loop
+            // forever inside the CPU (CVE-2015-5307, CVE-2015-8104); hand them back to the guest.
+            if (exit.exception_vector == kVectorDebug || exit.exception_vector == kVectorAlignmentCheck) {
+                vcpu->inject_exception(exit.exception_vector, exit.exception_has_error_code,
+                                       exit.exception_error_code);
+                break;
+            }
+            report.kind = StopKind::Unhandled;
+            stop = true;
+            break;
+        case ExitReason::Nmi:
+            break;  // the host took it (or will, as the exit completes); the guest simply resumes
+        case ExitReason::CacheControl:
+            advance = true;  // WBINVD/INVD would touch caches the RT partition shares: skipped
             break;
         case ExitReason::TripleFault:
             report.kind = StopKind::TripleFault;
