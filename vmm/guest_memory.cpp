@@ -63,7 +63,7 @@ Result<GuestMemory::Translation, GuestMemoryError> GuestMemory::translate(uint64
     for (size_t i = 0; i < count_; ++i) {
         const GuestRegion& r = regions_[i];
         if (gpa >= r.guest_physical && gpa - r.guest_physical < r.size)
-            return Translation{r.host_physical + (gpa - r.guest_physical), r.access};
+            return Translation{r.host_physical + (gpa - r.guest_physical), r.access, r.size - (gpa - r.guest_physical)};
     }
     return fail(GuestMemoryError::NotMapped);
 }

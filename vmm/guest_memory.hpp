@@ -57,6 +57,7 @@ public:
     struct Translation {
         uint64_t host_physical;
         GuestAccess access;
+        uint64_t bytes_left_in_region;  // from guest_physical to the end of its region
     };
     Result<Translation, GuestMemoryError> translate(uint64_t guest_physical) const;
 

@@ -80,16 +80,10 @@ const char* name(uint64_t number)
 
 Result<HostPiece, GuestMemoryError> readable_piece(const GuestMemory& memory, uint64_t gpa, uint64_t length)
 {
-    for (const GuestRegion& r : memory) {
-        if (gpa < r.guest_physical || gpa - r.guest_physical >= r.size)
-            continue;
-        if (!r.access.read)
-            return fail(GuestMemoryError::NoAccess);
-        uint64_t offset = gpa - r.guest_physical;
-        uint64_t in_region = r.size - offset;
-        return HostPiece{r.host_physical + offset, length < in_region ? length : in_region};
-    }
-    return fail(GuestMemoryError::NotMapped);
+    auto t = TRY(memory.translate(gpa));
+    if (!t.access.read)
+        return fail(GuestMemoryError::NoAccess);
+    return HostPiece{t.host_physical, length < t.bytes_left_in_region ? length : t.bytes_left_in_region};
 }
 
 } // namespace vlibos::vmm::hypercall
