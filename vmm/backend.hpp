@@ -51,8 +51,14 @@ protected:
 class Vcpu {
 public:
     // Loads the guest state for `entry`, builds the nested page tables for `memory`, and sets
-    // the intercepts (CPUID, HLT, VMCALL/VMMCALL, I/O and MSR bitmaps: everything intercepted
-    // except what is explicitly passed through, which today is nothing).
+    // the intercepts: CPUID, HLT, VMCALL/VMMCALL, INVD, WBINVD (VMX: "WBINVD exiting", without
+    // which prepare() fails with NotSupported), XSETBV, the exceptions #DB and #AC, physical
+    // interrupts and NMIs, triple fault/SHUTDOWN; on VMX the VMX instructions (which always exit)
+    // and writes of the CR0/CR4 bits VMX operation fixes, on SVM the SVM instructions (VMRUN,
+    // VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA). Every I/O port and every MSR is
+    // intercepted through the I/O and MSR bitmaps, except IA32_EFER, which is passed through so
+    // the guest can enter long mode on its own (on SVM the monitor re-asserts EFER.SVME before
+    // every VMRUN). Every other exception goes straight to the guest's IDT.
     virtual Status<VmError> prepare(const GuestMemory& memory, const EntryState& entry, uint16_t tag) = 0;
 
     // Enters the guest and returns at the next exit with `exit` decoded. `regs` holds the guest's

@@ -125,18 +125,66 @@ TEST_CASE("Interrupt, window, shutdown, exception and invalid exits", "[svm]")
     ExitRecord timer = record(exit_code::kIntr);
     timer.timer_expired = true;
     CHECK(decode(timer).reason == ExitReason::Timer);
-    CHECK(decode(record(exit_code::kNmi)).reason == ExitReason::ExternalInterrupt);
+    CHECK(decode(record(exit_code::kNmi)).reason == ExitReason::Nmi);
     CHECK(decode(record(exit_code::kShutdown)).reason == ExitReason::TripleFault);
     CHECK(decode(record(exit_code::kInvalid)).reason == ExitReason::EntryFailed);
     CHECK(decode(record(0xffffffffull)).reason == ExitReason::EntryFailed);  // as QEMU 7.2 stores it
 
-    ExitInfo e = decode(record(exit_code::kExceptionFirst + 13, 0));
+    ExitInfo e = decode(record(exit_code::kExceptionFirst + 13, 0x18));
     CHECK(e.reason == ExitReason::Exception);
     CHECK(e.exception_vector == 13);
+    CHECK(e.exception_has_error_code);
+    CHECK(e.exception_error_code == 0x18);
 
     e = decode(record(exit_code::kVmrun));
     CHECK(e.reason == ExitReason::Unhandled);
     CHECK(e.raw_reason == 0x80);
+}
+
+TEST_CASE("#AC and #DB intercepts decode with their error code", "[svm]")
+{
+    // #AC (exit code 51h): error code 0 in EXITINFO1; re-injected, so no length.
+    ExitRecord r = record(exit_code::kExceptionFirst + exception_vector::kAlignmentCheck, 0);
+    r.next_rip = 0x8013;
+    r.next_rip_valid = true;
+    CHECK(r.exit_code == 0x51);
+    ExitInfo e = decode(r);
+    CHECK(e.reason == ExitReason::Exception);
+    CHECK(e.exception_vector == 17);
+    CHECK(e.exception_has_error_code);
+    CHECK(e.exception_error_code == 0);
+    CHECK(e.instruction_length == 0);
+
+    // #DB (exit code 41h): no error code, whatever EXITINFO1 holds.
+    e = decode(record(exit_code::kExceptionFirst + exception_vector::kDebug, 0xdead));
+    CHECK(e.reason == ExitReason::Exception);
+    CHECK(e.exception_vector == 1);
+    CHECK_FALSE(e.exception_has_error_code);
+    CHECK(e.exception_error_code == 0);
+    CHECK(e.instruction_length == 0);
+    CHECK(e.raw_qualification == 0xdead);
+}
+
+TEST_CASE("INVD and WBINVD decode as CacheControl; XSETBV stays unhandled", "[svm]")
+{
+    ExitInfo e = decode(record(exit_code::kInvd));
+    CHECK(e.reason == ExitReason::CacheControl);
+    CHECK(e.raw_reason == 0x76);
+    CHECK(e.instruction_length == 2);
+
+    e = decode(record(exit_code::kWbinvd));
+    CHECK(e.reason == ExitReason::CacheControl);
+    CHECK(e.raw_reason == 0x89);
+    CHECK(e.instruction_length == 2);
+
+    ExitRecord r = record(exit_code::kWbinvd);
+    r.next_rip = 0x8013;  // 66 0F 09: NRIP counts the prefix
+    r.next_rip_valid = true;
+    CHECK(decode(r).instruction_length == 3);
+
+    e = decode(record(exit_code::kXsetbv));
+    CHECK(e.reason == ExitReason::Unhandled);
+    CHECK(e.raw_reason == 0x8d);
 }
 
 TEST_CASE("CR exits need decode assists to name the register", "[svm]")

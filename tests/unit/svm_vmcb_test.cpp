@@ -72,6 +72,33 @@ TEST_CASE("Intercept bits land in the right word and bit", "[svm]")
     CHECK(intercept_mask(Intercept::Hlt) == (1u << 24));
     CHECK(intercept_word(Intercept::Clgi) == 4);
     CHECK(intercept_mask(Intercept::Clgi) == (1u << 5));
+    // INVD (word 3 bit 22), WBINVD and XSETBV (word 4 bits 9 and 13): APM Table B-1.
+    CHECK(intercept_word(Intercept::Invd) == 3);
+    CHECK(intercept_mask(Intercept::Invd) == (1u << 22));
+    CHECK(intercept_word(Intercept::Wbinvd) == 4);
+    CHECK(intercept_mask(Intercept::Wbinvd) == (1u << 9));
+    CHECK(intercept_word(Intercept::Xsetbv) == 4);
+    CHECK(intercept_mask(Intercept::Xsetbv) == (1u << 13));
+    CHECK(intercept_mask(Intercept::Nmi) == (1u << 1));
+}
+
+TEST_CASE("Exception intercepts are the word at offset 008h, one bit per vector", "[svm]")
+{
+    Vmcb v{};
+    std::memset(&v, 0, sizeof v);
+    set_exception_intercept(v, exception_vector::kDebug, true);
+    set_exception_intercept(v, exception_vector::kAlignmentCheck, true);
+    CHECK(v.control.intercepts[2] == ((1u << 1) | (1u << 17)));
+    CHECK(offsetof(Vmcb, control.intercepts) + 2 * sizeof(uint32_t) == 0x008);
+    CHECK(has_exception_intercept(v, 1));
+    CHECK(has_exception_intercept(v, 17));
+    CHECK_FALSE(has_exception_intercept(v, 13));
+    set_exception_intercept(v, 32, true);  // not an exception vector: ignored
+    CHECK(v.control.intercepts[2] == ((1u << 1) | (1u << 17)));
+    CHECK(v.control.intercepts[1] == 0);
+    CHECK(v.control.intercepts[3] == 0);
+    set_exception_intercept(v, exception_vector::kDebug, false);
+    CHECK(v.control.intercepts[2] == (1u << 17));
 }
 
 TEST_CASE("MSR permission map bit positions follow APM Table 15-11", "[svm]")

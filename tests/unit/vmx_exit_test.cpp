@@ -121,14 +121,99 @@ TEST_CASE("VMX exits decode into vendor-neutral reasons", "[vmx]")
 
     raw.reason = 0;
     raw.interruption_info = 0x80000b0d;  // #GP, hardware exception, error code, valid
+    raw.interruption_error_code = 0x18;
     decode_exit(raw, info);
     CHECK(info.reason == ExitReason::Exception);
     CHECK(info.exception_vector == 13);
+    CHECK(info.exception_has_error_code);
+    CHECK(info.exception_error_code == 0x18);
 
-    raw.reason = 54;  // WBINVD: not handled
+    raw.reason = 55;  // XSETBV: always exits, never emulated
     decode_exit(raw, info);
     CHECK(info.reason == ExitReason::Unhandled);
+    CHECK(info.raw_reason == 55);
+}
+
+TEST_CASE("VMX #AC and #DB exits carry vector, error code and DR6 bits", "[vmx]")
+{
+    ExitInfo info;
+    RawExit raw;
+    raw.reason = 0;
+    raw.guest_rip = 0x8020;
+    raw.instruction_length = 3;  // not valid for a hardware exception: must not be used
+
+    // #AC: hardware exception (type 3), error code delivered (bit 11), valid; error code 0.
+    raw.interruption_info = interruption::make(exception_vector::kAlignmentCheck, interruption::Type::HardwareException, true);
+    CHECK(raw.interruption_info == 0x80000b11u);
+    raw.interruption_error_code = 0;
+    decode_exit(raw, info);
+    CHECK(info.reason == ExitReason::Exception);
+    CHECK(info.exception_vector == 17);
+    CHECK(info.exception_has_error_code);
+    CHECK(info.exception_error_code == 0);
+    CHECK(info.instruction_length == 0);
+    CHECK(info.guest_rip == 0x8020);
+
+    // #DB from a single step: no error code; the qualification holds DR6.BS.
+    raw.interruption_info = interruption::make(exception_vector::kDebug, interruption::Type::HardwareException, false);
+    CHECK(raw.interruption_info == 0x80000301u);
+    raw.interruption_error_code = 0xdead;  // stale: bit 11 is clear
+    raw.qualification = qualification::debug::kSingleStep;
+    decode_exit(raw, info);
+    CHECK(info.reason == ExitReason::Exception);
+    CHECK(info.exception_vector == 1);
+    CHECK_FALSE(info.exception_has_error_code);
+    CHECK(info.exception_error_code == 0);
+    CHECK(info.raw_qualification == (1u << 14));
+    CHECK(info.instruction_length == 0);
+
+    // Both are in the exception bitmap the backend writes.
+    CHECK(exception_bitmap::of(exception_vector::kDebug) == (1u << 1));
+    CHECK(exception_bitmap::of(exception_vector::kAlignmentCheck) == (1u << 17));
+}
+
+TEST_CASE("VMX host NMI exits decode as Nmi, not as a guest exception", "[vmx]")
+{
+    ExitInfo info;
+    RawExit raw;
+    raw.reason = 0;
+    raw.interruption_info = interruption::make(2, interruption::Type::Nmi, false);
+    CHECK(raw.interruption_info == 0x80000202u);
+    decode_exit(raw, info);
+    CHECK(info.reason == ExitReason::Nmi);
+    CHECK(info.raw_reason == 0);
+    CHECK(info.instruction_length == 0);
+}
+
+TEST_CASE("VMX INVD and WBINVD decode as CacheControl with their length; XSETBV stops the VM", "[vmx]")
+{
+    ExitInfo info;
+    RawExit raw;
+    raw.guest_rip = 0x8030;
+    raw.instruction_length = 2;  // 0F 08 / 0F 09
+
+    raw.reason = 13;  // INVD
+    decode_exit(raw, info);
+    CHECK(info.reason == ExitReason::CacheControl);
+    CHECK(info.instruction_length == 2);
+    CHECK(info.raw_reason == 13);
+
+    raw.reason = 54;  // WBINVD
+    decode_exit(raw, info);
+    CHECK(info.reason == ExitReason::CacheControl);
+    CHECK(info.instruction_length == 2);
     CHECK(info.raw_reason == 54);
+
+    raw.instruction_length = 3;  // a prefixed WBINVD (66 0F 09): the CPU's length counts
+    decode_exit(raw, info);
+    CHECK(info.instruction_length == 3);
+
+    raw.reason = 55;  // XSETBV
+    decode_exit(raw, info);
+    CHECK(info.reason == ExitReason::Unhandled);
+    CHECK(info.raw_reason == 55);
+
+    CHECK(secondary::kWbinvdExiting == (1u << 6));  // SDM Table 25-7
 }
 
 TEST_CASE("VMX entry failures are explained", "[vmx]")

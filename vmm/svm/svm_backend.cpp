@@ -211,7 +211,14 @@ public:
     void run(GuestRegisters& regs, ExitInfo& exit) override;
 
     uint64_t rip() const override { return vmcb().save.rip; }
-    void set_rip(uint64_t rip) override { vmcb().save.rip = rip; }
+    void set_rip(uint64_t rip) override
+    {
+        Vmcb& v = vmcb();
+        v.save.rip = rip;
+        // Moving past an emulated instruction ends an STI or MOV SS shadow, as executing it would
+        // (INTERRUPT_SHADOW, VMCB offset 068h bit 0, APM §15.21.5).
+        v.control.int_state &= ~int_state::kInterruptShadow;
+    }
     uint64_t rsp() const override { return vmcb().save.rsp; }
     uint64_t rflags() const override { return vmcb().save.rflags; }
     uint8_t cpl() const override { return vmcb().save.cpl; }  // VMCB CPL field (APM Vol. 2 §15.5.1)
@@ -286,14 +293,22 @@ void SvmVcpu::set_intercepts(Vmcb& v)
     // Everything that could let the guest reach the host or the machine exits: instructions we
     // emulate or refuse, all port I/O and all MSRs but EFER (through the permission maps), the
     // SVM instructions themselves, physical interrupts and NMIs (the monitor's timer and IPIs),
-    // and a triple fault (which would otherwise reset the physical CPU).
+    // and a triple fault (which would otherwise reset the physical CPU). Also (APM §15.9,
+    // Table B-1): INVD and WBINVD, which would drop or flush the caches the RT partition shares,
+    // and XSETBV, which would write the physical XCR0 (VMRUN does not switch it).
     constexpr Intercept kAlways[] = {
-        Intercept::Intr,     Intercept::Nmi,     Intercept::Shutdown, Intercept::Cpuid,  Intercept::Hlt,
+        Intercept::Intr,     Intercept::Nmi,     Intercept::Shutdown, Intercept::Cpuid,   Intercept::Hlt,
         Intercept::IoioProt, Intercept::MsrProt, Intercept::Vmrun,    Intercept::Vmmcall, Intercept::Vmload,
-        Intercept::Vmsave,   Intercept::Stgi,    Intercept::Clgi,     Intercept::Skinit, Intercept::Invlpga,
+        Intercept::Vmsave,   Intercept::Stgi,    Intercept::Clgi,     Intercept::Skinit,  Intercept::Invlpga,
+        Intercept::Invd,     Intercept::Wbinvd,  Intercept::Xsetbv,
     };
     for (Intercept i : kAlways)
         set_intercept(v, i, true);
+    // #DB and #AC always exit (APM §15.12): a guest can make either recur during its own delivery
+    // (CVE-2015-8104, CVE-2015-5307), which without an intercept hangs the physical CPU in
+    // microcode with host interrupts blocked. The runtime re-injects them.
+    set_exception_intercept(v, exception_vector::kDebug, true);
+    set_exception_intercept(v, exception_vector::kAlignmentCheck, true);
     v.control.iopm_base_pa = iopm_pa_;
     v.control.msrpm_base_pa = msrpm_pa_;
 }
@@ -412,6 +427,9 @@ void SvmVcpu::run(GuestRegisters& regs, ExitInfo& exit)
             self->timer_fired = 0;
             whole_time = cpu.timer.arm(timer_left_);
         }
+        // EFER is passed through, so the guest may have cleared SVME, which would make VMRUN fail
+        // (APM §15.5.1). The guest owns LME/LMA/NXE/SCE; the monitor owns SVME.
+        v.save.efer |= efer::kSvmEnable;
         uint64_t entered = x86::rdtsc();
         svm_run_guest(&regs, vmcb_pa_, cpu.host_state);
         uint64_t left = x86::rdtsc();

@@ -24,13 +24,26 @@ struct ExitRecord {
 
 // Lengths of the instructions we intercept, for CPUs without NRIP save: the forms a guest can
 // use have no prefixes that matter here (APM Vol. 3: CPUID 0F A2, HLT F4, VMMCALL 0F 01 D9,
-// RDMSR 0F 32, WRMSR 0F 30).
+// RDMSR 0F 32, WRMSR 0F 30, INVD 0F 08, WBINVD 0F 09).
 namespace instruction_length {
 constexpr uint32_t kCpuid = 2;
 constexpr uint32_t kHlt = 1;
 constexpr uint32_t kVmmcall = 3;
 constexpr uint32_t kMsr = 2;
+constexpr uint32_t kInvd = 2;
+constexpr uint32_t kWbinvd = 2;
 } // namespace instruction_length
+
+// Exceptions that push an error code (APM Vol. 2 §8.2, Table 8-1: #DF, #TS, #NP, #SS, #GP, #PF,
+// #AC, #CP, #VC, #SX). An exception intercept's EXITINFO1 carries it (APM §15.12); the exit
+// itself does not say whether there is one.
+constexpr bool exception_has_error_code(uint8_t vector)
+{
+    constexpr uint8_t kDoubleFault = 8, kInvalidTss = 10, kPageFault = 14, kAlignmentCheck = 17,
+                      kControlProtection = 21, kVmmCommunication = 29, kSecurity = 30;
+    return vector == kDoubleFault || (vector >= kInvalidTss && vector <= kPageFault) || vector == kAlignmentCheck ||
+           vector == kControlProtection || vector == kVmmCommunication || vector == kSecurity;
+}
 
 constexpr uint32_t kMaxInstructionLength = 15;  // APM Vol. 3 §1.1
 
@@ -92,8 +105,12 @@ inline void decode_exit(const ExitRecord& r, vmm::ExitInfo& out)
         return;
     }
     if (code >= exit_code::kExceptionFirst && code <= exit_code::kExceptionLast) {
+        // An intercepted exception (#DB and #AC, APM §15.12): re-injected, not skipped, so the
+        // length stays 0. EXITINFO1 is the error code of one that has one (#AC: 0).
         out.reason = ExitReason::Exception;
         out.exception_vector = static_cast<uint8_t>(code - exit_code::kExceptionFirst);
+        out.exception_has_error_code = exception_has_error_code(out.exception_vector);
+        out.exception_error_code = out.exception_has_error_code ? static_cast<uint32_t>(r.exit_info1) : 0;
         return;
     }
     switch (code) {
@@ -133,8 +150,24 @@ inline void decode_exit(const ExitRecord& r, vmm::ExitInfo& out)
         out.reason = r.timer_expired ? ExitReason::Timer : ExitReason::ExternalInterrupt;
         return;
     case exit_code::kNmi:
-        // The NMI stays pending while GIF is 0 and is taken by the monitor's own handler at STGI.
-        out.reason = ExitReason::ExternalInterrupt;
+        // A host NMI (APM §15.13.2). It stays pending while GIF is 0 and is taken by the
+        // monitor's own handler at STGI; the guest simply resumes.
+        out.reason = ExitReason::Nmi;
+        return;
+    // INVD and WBINVD are intercepted (APM §15.9, Table B-1) and never executed for a guest:
+    // they would drop or flush caches the RT partition shares. The monitor skips them.
+    case exit_code::kInvd:
+        out.reason = ExitReason::CacheControl;
+        out.instruction_length = decoded_length(r, instruction_length::kInvd);
+        return;
+    case exit_code::kWbinvd:
+        out.reason = ExitReason::CacheControl;
+        out.instruction_length = decoded_length(r, instruction_length::kWbinvd);
+        return;
+    case exit_code::kXsetbv:
+        // Intercepted so the guest never writes the physical XCR0 (APM §15.9; not emulated):
+        // the runtime stops the VM. raw_reason says which.
+        out.reason = ExitReason::Unhandled;
         return;
     case exit_code::kShutdown:
         out.reason = ExitReason::TripleFault;

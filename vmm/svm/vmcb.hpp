@@ -70,6 +70,18 @@ enum class Intercept : uint16_t {
 constexpr unsigned intercept_word(Intercept i) { return static_cast<unsigned>(i) / 32; }
 constexpr uint32_t intercept_mask(Intercept i) { return uint32_t{1} << (static_cast<unsigned>(i) % 32); }
 
+// Exception intercepts (APM Vol. 2 §15.12, Table B-1): the 32-bit word at offset 008h, bit n for
+// exception vector n. An intercepted exception exits with EXITCODE 40h + vector before the
+// guest's IDT is used; EXITINFO1 holds its error code, if it has one.
+constexpr unsigned kExceptionInterceptWord = 2;
+constexpr unsigned kExceptionVectors = 32;
+
+// Vectors the monitor names (APM Vol. 2 §8.2, Table 8-1).
+namespace exception_vector {
+constexpr uint8_t kDebug = 1;            // #DB
+constexpr uint8_t kAlignmentCheck = 17;  // #AC (error code 0)
+} // namespace exception_vector
+
 // ---------------------------------------------------------------------------------------------
 // Control-area fields (APM Vol. 2 Table B-1).
 // ---------------------------------------------------------------------------------------------
@@ -402,6 +414,22 @@ inline void set_intercept(Vmcb& vmcb, Intercept i, bool on)
 inline bool has_intercept(const Vmcb& vmcb, Intercept i)
 {
     return (vmcb.control.intercepts[intercept_word(i)] & intercept_mask(i)) != 0;
+}
+
+inline void set_exception_intercept(Vmcb& vmcb, uint8_t vector, bool on)
+{
+    if (vector >= kExceptionVectors)
+        return;
+    uint32_t mask = uint32_t{1} << vector;
+    if (on)
+        vmcb.control.intercepts[kExceptionInterceptWord] |= mask;
+    else
+        vmcb.control.intercepts[kExceptionInterceptWord] &= ~mask;
+}
+
+inline bool has_exception_intercept(const Vmcb& vmcb, uint8_t vector)
+{
+    return vector < kExceptionVectors && (vmcb.control.intercepts[kExceptionInterceptWord] & (uint32_t{1} << vector)) != 0;
 }
 
 } // namespace vlibos::svm

@@ -79,6 +79,13 @@ constexpr uint64_t kWritable = bit(4);
 constexpr uint64_t kExecutable = bit(5);
 constexpr uint64_t kLinearValid = bit(7);
 } // namespace ept_violation
+// #DB exception exits (Table 28-1): the DR6 bits the #DB would have set. DR6 itself is not
+// updated by such an exit, so whoever re-injects the #DB must put these into the guest's DR6.
+namespace debug {
+constexpr uint64_t kBreakpointsMask = 0xf;     // B3:B0: which DR0-DR3 breakpoint matched
+constexpr uint64_t kDebugRegisterAccess = bit(13);  // BD
+constexpr uint64_t kSingleStep = bit(14);      // BS
+} // namespace debug
 // VM-entry failure because of guest state (§27.8).
 namespace entry_failure {
 constexpr uint64_t kPdpteLoad = 2;
@@ -95,6 +102,7 @@ struct RawExit {
     uint64_t guest_rip = 0;
     uint32_t instruction_length = 0;
     uint32_t interruption_info = 0;    // VM-exit interruption information (exceptions, NMI)
+    uint32_t interruption_error_code = 0;  // VM-exit interruption error code (valid if info bit 11)
     uint64_t guest_rcx = 0;            // for RDMSR/WRMSR
 };
 
@@ -201,8 +209,21 @@ constexpr void decode_exit(const RawExit& raw, ExitInfo& out)
     }
     switch (static_cast<BasicExitReason>(basic)) {
     case BasicExitReason::ExceptionOrNmi:
+        // With "NMI exiting" a host NMI exits with basic reason 0 and interruption type NMI
+        // (§26.2, §25.9.2 Table 25-19): it is the host's, not a guest exception.
+        out.instruction_length = 0;
+        if (interruption::type_of(raw.interruption_info) == interruption::Type::Nmi) {
+            out.reason = ExitReason::Nmi;
+            break;
+        }
+        // An intercepted exception (exception bitmap, §25.6.3): #DB and #AC. The error code is
+        // in the VM-exit interruption error code field when bit 11 of the information says so
+        // (§25.9.2); a #DB's exit qualification holds its DR6 bits (Table 28-1), kept in
+        // raw_qualification. Re-injected, not skipped: the length stays 0.
         out.reason = ExitReason::Exception;
         out.exception_vector = interruption::vector_of(raw.interruption_info);
+        out.exception_has_error_code = (raw.interruption_info & interruption::kDeliverErrorCode) != 0;
+        out.exception_error_code = out.exception_has_error_code ? raw.interruption_error_code : 0;
         break;
     case BasicExitReason::ExternalInterrupt: out.reason = ExitReason::ExternalInterrupt; break;
     case BasicExitReason::TripleFault: out.reason = ExitReason::TripleFault; break;
@@ -236,6 +257,14 @@ constexpr void decode_exit(const RawExit& raw, ExitInfo& out)
         out.npf = NestedPageFaultExit{raw.guest_physical, false, false, false, true};
         break;
     case BasicExitReason::PreemptionTimer: out.reason = ExitReason::Timer; break;
+    // INVD exits unconditionally (§26.1.2), WBINVD with "WBINVD exiting" (§26.1.3, Table 25-7):
+    // neither is ever executed for a guest. The VM-exit instruction length is valid for both
+    // (§25.9.4): 2 bytes (0F 08 / 0F 09) unless prefixed.
+    case BasicExitReason::Invd:
+    case BasicExitReason::Wbinvd: out.reason = ExitReason::CacheControl; break;
+    // XSETBV exits unconditionally (§26.1.2); the runtime does not emulate it, so the VM stops
+    // and the physical XCR0 is never the guest's to change.
+    case BasicExitReason::Xsetbv: out.reason = ExitReason::Unhandled; break;
     default: out.reason = ExitReason::Unhandled; break;
     }
 }

@@ -113,6 +113,7 @@ constexpr uint32_t kActivateSecondary = bit32(31);
 namespace secondary {
 constexpr uint32_t kEnableEpt = bit32(1);
 constexpr uint32_t kEnableVpid = bit32(5);
+constexpr uint32_t kWbinvdExiting = bit32(6);  // WBINVD exits (basic reason 54); INVD always does
 constexpr uint32_t kUnrestrictedGuest = bit32(7);
 } // namespace secondary
 
@@ -239,6 +240,18 @@ constexpr bool exception_has_error_code(uint8_t vector)
     return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21;
 }
 } // namespace interruption
+
+// Exception vectors the monitor always intercepts (SDM Vol. 3 §6.3, Table 6-1).
+namespace exception_vector {
+constexpr uint8_t kDebug = 1;            // #DB
+constexpr uint8_t kAlignmentCheck = 17;  // #AC (error code 0 in protected mode)
+} // namespace exception_vector
+
+// The exception bitmap (§25.6.3): bit n set makes exception vector n exit instead of being
+// delivered through the guest's IDT (#PF is further filtered by the error-code mask/match).
+namespace exception_bitmap {
+constexpr uint32_t of(uint8_t vector) { return bit32(vector); }
+} // namespace exception_bitmap
 
 // The VM-exit reason field (§25.9.1, Table 25-18).
 namespace exit_reason_field {

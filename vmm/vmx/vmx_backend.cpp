@@ -62,13 +62,26 @@ constexpr uint32_t kPinRequired = pin::kExternalInterruptExiting |
                                   pin::kNmiExiting;  // host NMIs must never reach a guest's IDT
 constexpr uint32_t kPrimaryRequired =
     primary::kHltExiting | primary::kUseIoBitmaps | primary::kUseMsrBitmaps | primary::kActivateSecondary;
+// WBINVD exiting (Table 25-7) keeps a guest from flushing the caches the RT partition shares;
+// a CPU without it is not refused here, but prepare() fails (INVD exits regardless, §26.1.2).
 constexpr uint32_t kSecondaryRequired =
-    secondary::kEnableEpt | secondary::kEnableVpid | secondary::kUnrestrictedGuest;
+    secondary::kEnableEpt | secondary::kEnableVpid | secondary::kUnrestrictedGuest | secondary::kWbinvdExiting;
+// Always-intercepted exceptions (§25.6.3): a guest can make #AC or #DB recur during its own
+// delivery (CVE-2015-5307, CVE-2015-8104), which without an exit hangs the physical CPU in
+// microcode with host interrupts blocked. Every other exception goes to the guest's IDT; a
+// triple fault exits regardless (§26.2).
+constexpr uint32_t kExceptionBitmap =
+    exception_bitmap::of(exception_vector::kDebug) | exception_bitmap::of(exception_vector::kAlignmentCheck);
 constexpr uint32_t kExitRequired = exit_ctl::kHostAddressSpaceSize | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer;
 constexpr uint32_t kEntryRequired = entry_ctl::kLoadEfer;
 
+// Probed once, by the first CPU that asks; the others wait for its answer (several CPUs detect
+// the backend at once). g_caps and g_caps_problem are written only before g_probe_state becomes
+// kProbed (release) and read only after it was seen as kProbed (acquire).
+enum ProbeState : uint32_t { kNotProbed, kProbing, kProbed };
 Capabilities g_caps;
-bool g_caps_read = false;
+const char* g_caps_problem = "VMX support was not probed";
+uint32_t g_probe_state = kNotProbed;
 
 struct PerCpuVmx {
     bool enabled = false;
@@ -227,6 +240,11 @@ public:
         }
         if (entry.mode != EntryState::Mode::Real16 || entry.rip >= kRealModeLimit)
             return fail(VmError::BadEntryState);
+        if ((g_caps.secondary_ctl.missing & secondary::kWbinvdExiting) != 0) {
+            console::print("vmx: the CPU cannot set \"WBINVD exiting\" (SDM Table 25-7): a guest could flush "
+                           "the caches the RT partition shares\n");
+            return fail(VmError::NotSupported);
+        }
 
         // A fresh launch: VMCLEAR makes the VMCS "clear" so the next entry is a VMLAUNCH (§25.11.3).
         VmxStatus status = insn::vmclear(vmcs_);
@@ -295,6 +313,7 @@ public:
         raw.guest_rip = Vmcs::read(Field::GuestRip);
         raw.instruction_length = Vmcs::read<uint32_t>(Field::ExitInstructionLength);
         raw.interruption_info = Vmcs::read<uint32_t>(Field::ExitInterruptionInfo);
+        raw.interruption_error_code = Vmcs::read<uint32_t>(Field::ExitInterruptionErrorCode);
         raw.guest_rcx = regs.rcx;
         decode_exit(raw, exit);
 
@@ -461,8 +480,7 @@ private:
         ok &= Vmcs::write(Field::SecondaryProcessorControls, secondary_);
         ok &= Vmcs::write(Field::ExitControls, exit_);
         ok &= Vmcs::write(Field::EntryControls, entry_);
-        // The guest handles its own exceptions; a triple fault exits regardless (§26.2).
-        ok &= Vmcs::write(Field::ExceptionBitmap, 0);
+        ok &= Vmcs::write(Field::ExceptionBitmap, kExceptionBitmap);
         ok &= Vmcs::write(Field::PageFaultErrorCodeMask, 0);
         ok &= Vmcs::write(Field::PageFaultErrorCodeMatch, 0);
         ok &= Vmcs::write(Field::Cr3TargetCount, 0);
@@ -671,7 +689,7 @@ public:
     // SDM Vol. 3 §24.7-§24.8: IA32_FEATURE_CONTROL, the CR0/CR4 fixed bits, CR4.VMXE, VMXON.
     Status<VmError> enable_on_this_cpu(PageSource& pages) override
     {
-        if (!g_caps_read)
+        if (__atomic_load_n(&g_probe_state, __ATOMIC_ACQUIRE) != kProbed || g_caps_problem != nullptr)
             return fail(VmError::NotSupported);  // vmx_backend_if_supported() said no, or was not asked
         PerCpuVmx& cpu = this_cpu_vmx();
         if (cpu.enabled)
@@ -747,12 +765,17 @@ namespace vlibos::vmm {
 Backend* vmx_backend_if_supported(const char** why_not)
 {
     using namespace vmx;
-    if (!g_caps_read) {
-        if (const char* problem = read_capabilities(g_caps)) {
-            *why_not = problem;
-            return nullptr;
-        }
-        g_caps_read = true;
+    uint32_t expected = kNotProbed;
+    if (__atomic_compare_exchange_n(&g_probe_state, &expected, kProbing, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        g_caps_problem = read_capabilities(g_caps);
+        __atomic_store_n(&g_probe_state, kProbed, __ATOMIC_RELEASE);
+    } else {
+        while (__atomic_load_n(&g_probe_state, __ATOMIC_ACQUIRE) != kProbed)
+            x86::cpu_relax();
+    }
+    if (g_caps_problem != nullptr) {
+        *why_not = g_caps_problem;
+        return nullptr;
     }
     return &g_backend;
 }
