@@ -97,4 +97,24 @@ size_t format_size(char* buffer, size_t size, uint64_t bytes);
 // "0-1,4,6-7" for a CPU mask; "none" for an empty one.
 size_t format_cpus(char* buffer, size_t size, uint64_t mask);
 
+// The same, as values that can be passed straight to a format call (for diagnostics).
+struct SizeText {
+    char text[32];
+};
+inline SizeText size_text(uint64_t bytes)
+{
+    SizeText s{};
+    format_size(s.text, sizeof s.text, bytes);
+    return s;
+}
+struct CpuText {
+    char text[96];
+};
+inline CpuText cpu_text(uint64_t mask)
+{
+    CpuText s{};
+    format_cpus(s.text, sizeof s.text, mask);
+    return s;
+}
+
 } // namespace vlibos::config

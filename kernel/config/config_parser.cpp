@@ -233,27 +233,6 @@ Quoted quote(Text t)
     return q;
 }
 
-struct SizeText {
-    char text[32];
-};
-
-SizeText size_text(uint64_t bytes)
-{
-    SizeText s{};
-    format_size(s.text, sizeof s.text, bytes);
-    return s;
-}
-
-struct CpuText {
-    char text[96];
-};
-
-CpuText cpu_text(uint64_t mask)
-{
-    CpuText s{};
-    format_cpus(s.text, sizeof s.text, mask);
-    return s;
-}
 
 // "cpu 3 is" / "cpus 2-3 are": messages read naturally for one CPU or several.
 const char* cpu_noun(uint64_t mask) { return (mask & (mask - 1)) == 0 ? "cpu" : "cpus"; }

@@ -9,27 +9,6 @@ namespace {
 
 unsigned long long ull(uint64_t v) { return static_cast<unsigned long long>(v); }
 
-struct SizeText {
-    char text[32];
-};
-
-SizeText size_text(uint64_t bytes)
-{
-    SizeText s{};
-    format_size(s.text, sizeof s.text, bytes);
-    return s;
-}
-
-struct CpuText {
-    char text[96];
-};
-
-CpuText cpu_text(uint64_t mask)
-{
-    CpuText s{};
-    format_cpus(s.text, sizeof s.text, mask);
-    return s;
-}
 
 bool single(uint64_t mask) { return (mask & (mask - 1)) == 0; }
 

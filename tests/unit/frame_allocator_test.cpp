@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "test_random.hpp"
+
 #include <set>
 #include <vector>
 
@@ -13,15 +15,7 @@ constexpr uint64_t MiB = 1024 * 1024;
 
 constexpr PhysRange frames(uint64_t first, uint64_t count) { return {first * PAGE_SIZE, (first + count) * PAGE_SIZE}; }
 
-struct Lcg {
-    uint64_t state;
-    uint64_t next()
-    {
-        state = state * 6364136223846793005ull + 1442695040888963407ull;
-        return state >> 33;
-    }
-    uint64_t below(uint64_t bound) { return next() % bound; }
-};
+using vlibos::test::Lcg;
 
 } // namespace
 

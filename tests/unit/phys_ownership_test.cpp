@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "test_random.hpp"
+
 #include <vector>
 
 using namespace vlibos::mm;
@@ -14,15 +16,7 @@ constexpr OwnerId LINUX = 2;
 
 constexpr PhysRange pages(uint64_t first, uint64_t count) { return {first * PAGE_SIZE, (first + count) * PAGE_SIZE}; }
 
-struct Lcg {
-    uint64_t state;
-    uint64_t next()
-    {
-        state = state * 6364136223846793005ull + 1442695040888963407ull;
-        return state >> 33;
-    }
-    uint64_t below(uint64_t bound) { return next() % bound; }
-};
+using vlibos::test::Lcg;
 
 } // namespace
 

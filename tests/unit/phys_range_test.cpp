@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "test_random.hpp"
+
 #include <vector>
 
 using namespace vlibos::mm;
@@ -15,15 +17,7 @@ std::vector<PhysRange> ranges_of(const RangeSet<N>& set)
 }
 
 // A small deterministic generator so property tests are reproducible.
-struct Lcg {
-    uint64_t state;
-    uint64_t next()
-    {
-        state = state * 6364136223846793005ull + 1442695040888963407ull;
-        return state >> 33;
-    }
-    uint64_t below(uint64_t bound) { return next() % bound; }
-};
+using vlibos::test::Lcg;
 
 template <size_t N>
 void check_invariants(const RangeSet<N>& set)
