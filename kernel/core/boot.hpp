@@ -30,6 +30,13 @@ struct Machine {
     mm::PhysOwnership ownership;
     mm::FrameAllocator frames;
     uint64_t kernel_cr3 = 0;
+    // Per-CPU stacks, allocated before the page tables so that the page below each stack can be
+    // left unmapped: an overflow then faults (and the #DF's IST stack reports it) instead of
+    // silently overwriting whatever lies below.
+    static constexpr size_t kStacksPerCpu = 4;  // the kernel stack and the three IST stacks
+    uint64_t stack_tops[acpi::kMaxCpus][kStacksPerCpu] = {};
+    uint64_t guard_pages[acpi::kMaxCpus * kStacksPerCpu] = {};
+    size_t guard_page_count = 0;
     bool has_1gb_pages = false;
 };
 
@@ -51,11 +58,12 @@ const char* partition_name_of_cpu(const Machine& machine, uint32_t cpu, const ch
 void build_kernel_page_tables(Machine& machine);
 
 // cpu_bringup.cpp: per-CPU set-up, timer check, and starting the application processors.
+void allocate_cpu_stacks(Machine& machine);  // before build_kernel_page_tables()
 void bring_up_boot_cpu(Machine& machine);
 void start_application_processors(Machine& machine);
 
 // selftest.cpp: deliberate failures for the integration tests (vlibos.selftest=NAME).
-enum class Selftest { None, Fault, PhantomCpu };
+enum class Selftest { None, Fault, StackOverflow, PhantomCpu };
 Selftest parse_selftest(const char* cmdline);
 uint32_t selftest_fault_cpu(const Machine& machine);
 void finish_selftest(Machine& machine, Selftest test);

@@ -28,19 +28,21 @@ constexpr uint64_t kLapicCalibrationUs = 10000;
 
 uint64_t g_lapic_ticks_per_ms = 0;                 // one-shot mode only; 0 with TSC-deadline
 
-uint64_t allocate_stack(Machine& machine, size_t frames, uint32_t cpu, const char* what)
+// One stack with an unmapped guard page below it; returns the top.
+uint64_t allocate_guarded_stack(Machine& machine, size_t frames, uint32_t cpu, const char* what)
 {
-    auto base = machine.frames.allocate(frames);
+    auto base = machine.frames.allocate(frames + 1);
     if (!base)
         panic("no memory for cpu %u's %s: %s", cpu, what, mm::describe(base.error()));
-    return base.value() + frames * mm::PAGE_SIZE;
+    machine.guard_pages[machine.guard_page_count++] = base.value();
+    return base.value() + (frames + 1) * mm::PAGE_SIZE;
 }
 
-void allocate_stacks(Machine& machine, PerCpu& cpu)
+void install_stacks(const Machine& machine, PerCpu& cpu)
 {
-    cpu.stack_top = allocate_stack(machine, kStackFrames, cpu.index, "stack");
+    cpu.stack_top = machine.stack_tops[cpu.index][0];
     for (unsigned i = 0; i < x86::ist::kCount; ++i)
-        cpu.ist_stack_top[i] = allocate_stack(machine, 1, cpu.index, "exception stack");
+        cpu.ist_stack_top[i] = machine.stack_tops[cpu.index][1 + i];
 }
 
 void load_cpu_tables(PerCpu& cpu)
@@ -128,7 +130,8 @@ void application_processor_entry(void* argument)
     load_cpu_tables(*cpu);
     report_online(g_machine, *cpu);
     cpu->state = CpuState::Parked;
-    if (g_selftest == Selftest::Fault && cpu->index == selftest_fault_cpu(g_machine))
+    if ((g_selftest == Selftest::Fault || g_selftest == Selftest::StackOverflow) &&
+        cpu->index == selftest_fault_cpu(g_machine))
         run_selftest_on_this_cpu(g_selftest);
     if (vmm::vm_tests_requested())
         vmm::vm_test_cpu_main(g_machine, cpu->index);
@@ -142,7 +145,7 @@ void start_one_cpu(Machine& machine, uint32_t index, uint32_t apic_id)
     PerCpu& cpu = g_cpus[index];
     cpu.index = index;
     cpu.apic_id = apic_id;
-    allocate_stacks(machine, cpu);
+    install_stacks(machine, cpu);
     bool started = x86::smp::start_cpu(cpu.apic_id, machine.kernel_cr3, cpu.stack_top, application_processor_entry,
                                        &cpu, &cpu.started, kStartTimeoutUs);
     if (!started)
@@ -171,11 +174,21 @@ void start_phantom_cpu(Machine& machine)
 
 } // namespace
 
+void allocate_cpu_stacks(Machine& machine)
+{
+    static_assert(Machine::kStacksPerCpu == 1 + x86::ist::kCount);
+    for (uint32_t i = 0; i < machine.cpu_count; ++i) {
+        machine.stack_tops[i][0] = allocate_guarded_stack(machine, kStackFrames, i, "stack");
+        for (unsigned j = 0; j < x86::ist::kCount; ++j)
+            machine.stack_tops[i][1 + j] = allocate_guarded_stack(machine, 1, i, "exception stack");
+    }
+}
+
 void bring_up_boot_cpu(Machine& machine)
 {
     CommandLine cmdline(machine.boot.cmdline);
     PerCpu& cpu = g_cpus[0];
-    allocate_stacks(machine, cpu);
+    install_stacks(machine, cpu);
     x86::build_idt();
     x86::pic8259::mask_all();
     x86::Lapic::select_mode(cmdline.has("vlibos.xapic"));

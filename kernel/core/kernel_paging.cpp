@@ -103,10 +103,16 @@ void build_kernel_page_tables(Machine& machine)
     map_or_panic(table, parameters, kReadWrite, mm::CacheType::WriteBack, false, "AP parameters");
 
     // All other usable RAM, read-write and never executable.
-    static mm::RangeSet<128> ram;
-    ram = machine.usable_ram;
-    bool ok = ram.remove({0, mm::PAGE_SIZE}) && ram.remove({text.base, data.end}) &&
-              ram.remove({trampoline.base, parameters.end});
+    // Stack guard pages stay unmapped too, so each splits a range: room for all of them.
+    static mm::RangeSet<128 + sizeof(machine.guard_pages) / sizeof(machine.guard_pages[0])> ram;
+    ram.clear();
+    bool ok = true;
+    for (const mm::PhysRange& r : machine.usable_ram)
+        ok = ok && ram.add(r);
+    ok = ok && ram.remove({0, mm::PAGE_SIZE}) && ram.remove({text.base, data.end}) &&
+         ram.remove({trampoline.base, parameters.end});
+    for (size_t i = 0; i < machine.guard_page_count; ++i)
+        ok = ok && ram.remove(mm::PhysRange::from_size(machine.guard_pages[i], mm::PAGE_SIZE));
     if (!ok)
         panic("too many memory holes to build the monitor's direct map");
     for (const mm::PhysRange& r : ram)
@@ -144,8 +150,10 @@ void build_kernel_page_tables(Machine& machine)
     x86::write_cr0(x86::read_cr0() | x86::cr0::kWriteProtect);
     x86::write_cr3(table.root());
     machine.kernel_cr3 = table.root();
-    console::print("vlibos: paging: %llu leaves, %llu KiB executable, 0 writable+executable (W^X audit passed)\n",
-                   static_cast<unsigned long long>(leaves), static_cast<unsigned long long>(executable_bytes >> 10));
+    console::print("vlibos: paging: %llu leaves, %llu KiB executable, 0 writable+executable (W^X audit passed), "
+                   "%zu stack guard pages unmapped\n",
+                   static_cast<unsigned long long>(leaves), static_cast<unsigned long long>(executable_bytes >> 10),
+                   machine.guard_page_count);
 }
 
 } // namespace vlibos

@@ -63,6 +63,7 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint64_t info_phys)
     load_configuration(machine, config_name[0] != '\0' ? config_name : nullptr);
     assign_partitions(machine);
 
+    allocate_cpu_stacks(machine);
     build_kernel_page_tables(machine);
     bring_up_boot_cpu(machine);
     start_application_processors(machine);

@@ -3,6 +3,9 @@
 //   fault: the last CPU to start writes to the monitor's own (read-only) text. The page fault
 //          must produce a register dump naming that CPU, stop only that CPU, and leave the
 //          rest of the monitor running to report it.
+//   stack-overflow: the last CPU to start recurses until it runs off its stack. The guard page
+//          below the stack must turn that into a fault; delivering it needs the same stack, so
+//          the CPU takes a double fault on its IST stack, which reports and stops only that CPU.
 //   phantom-cpu: after the real CPUs, the boot CPU tries to start a CPU at an APIC ID that no
 //          CPU has. It must report that the CPU did not start and halt with status 2.
 #include <string.h>
@@ -34,9 +37,11 @@ Selftest parse_selftest(const char* cmdline_text)
     bool readable = cmdline.get("vlibos.selftest", name, sizeof(name));
     if (readable && strcmp(name, "fault") == 0)
         return Selftest::Fault;
+    if (readable && strcmp(name, "stack-overflow") == 0)
+        return Selftest::StackOverflow;
     if (readable && strcmp(name, "phantom-cpu") == 0)
         return Selftest::PhantomCpu;
-    panic("unknown vlibos.selftest value (known: fault, phantom-cpu)");
+    panic("unknown vlibos.selftest value (known: fault, stack-overflow, phantom-cpu)");
 }
 
 uint32_t selftest_fault_cpu(const Machine& machine)
@@ -50,8 +55,28 @@ uint32_t selftest_fault_cpu(const Machine& machine)
     return 0;
 }
 
+namespace {
+// Never set: it only gives the recursion a way out that the compiler cannot rule out.
+volatile bool g_stop_recursion = false;
+
+// Each frame keeps a page of stack alive, so the recursion reaches the guard page quickly.
+[[gnu::noinline]] uint64_t recurse(uint64_t depth)
+{
+    volatile uint8_t page[4096];
+    page[0] = static_cast<uint8_t>(depth);
+    if (g_stop_recursion)
+        return depth;
+    return recurse(depth + 1) + page[0];
+}
+} // namespace
+
 void run_selftest_on_this_cpu(Selftest test)
 {
+    if (test == Selftest::StackOverflow) {
+        console::print("vlibos: selftest: cpu %u overflows its stack\n", this_cpu()->index);
+        recurse(0);
+        return;
+    }
     if (test != Selftest::Fault)
         return;
     console::print("vlibos: selftest: cpu %u writes to the monitor's read-only text at %p\n", this_cpu()->index,
@@ -62,19 +87,20 @@ void run_selftest_on_this_cpu(Selftest test)
 
 void finish_selftest(Machine& machine, Selftest test)
 {
-    if (test != Selftest::Fault)
+    if (test != Selftest::Fault && test != Selftest::StackOverflow)
         return;
     uint32_t target = selftest_fault_cpu(machine);
     if (target == 0) {
         run_selftest_on_this_cpu(test);  // only the boot CPU: it reports and halts from the handler
-        panic("selftest: the boot CPU survived a write to read-only text");
+        panic("selftest: the boot CPU survived its deliberate fault");
     }
     uint64_t give_up = x86::tsc::now() + x86::tsc::from_microseconds(kStopTimeoutUs);
     while (g_cpus[target].state != CpuState::Stopped && x86::tsc::now() < give_up)
         x86::cpu_relax();
     if (g_cpus[target].state != CpuState::Stopped)
         panic("selftest: cpu %u did not stop after its deliberate fault", target);
-    console::print("vlibos: selftest fault: cpu %u stopped after its fault; cpu 0 carries on\n", target);
+    console::print("vlibos: selftest %s: cpu %u stopped after its fault; cpu 0 carries on\n",
+                   test == Selftest::Fault ? "fault" : "stack-overflow", target);
 }
 
 } // namespace vlibos
