@@ -1,5 +1,6 @@
 // ACPI table parser. See acpi.hpp; section numbers refer to ACPI 6.5.
 #include "acpi/acpi.hpp"
+#include "lib/bytes.hpp"
 
 #include <string.h>
 
@@ -71,14 +72,6 @@ constexpr uint64_t kEbdaSearchLength = 1024;
 constexpr uint64_t kBiosAreaStart = 0xe0000;
 constexpr uint64_t kBiosAreaEnd = 0x100000;
 constexpr uint64_t kRsdpAlignment = 16;
-
-template <typename T>
-T load(const uint8_t* p)
-{
-    T value;
-    memcpy(&value, p, sizeof(value));
-    return value;
-}
 
 uint8_t sum_bytes(const uint8_t* data, size_t length)
 {

@@ -1,5 +1,6 @@
 // Multiboot2 boot information parser. See multiboot2.hpp and the Multiboot2 spec §3.6.
 #include "boot/multiboot2.hpp"
+#include "lib/bytes.hpp"
 
 #include <string.h>
 
@@ -22,20 +23,6 @@ constexpr uint32_t kMinMemoryMapEntrySize = 24;
 // ACPI §5.2.5.3: the RSDP is 20 bytes in ACPI 1.0 and 36 bytes from ACPI 2.0 on.
 constexpr size_t kRsdpV1Length = 20;
 constexpr size_t kRsdpV2Length = 36;
-
-uint32_t read_u32(const uint8_t* p)
-{
-    uint32_t value;
-    memcpy(&value, p, sizeof(value));
-    return value;
-}
-
-uint64_t read_u64(const uint8_t* p)
-{
-    uint64_t value;
-    memcpy(&value, p, sizeof(value));
-    return value;
-}
 
 // A tag already proven to lie inside the info: [data, data + size).
 struct Tag {

@@ -1,6 +1,7 @@
 // ELF64 program parser. See elf64.hpp. Field offsets and constants are from the System V gABI
 // ("ELF Header", "Program Header") and the x86-64 psABI.
 #include "elf/elf64.hpp"
+#include "lib/bytes.hpp"
 
 #include <string.h>
 
@@ -51,27 +52,6 @@ constexpr uint32_t kPtGnuStack = 0x6474e551;
 constexpr uint32_t kPfX = 1;
 constexpr uint32_t kPfW = 2;
 constexpr uint32_t kPfR = 4;
-
-uint16_t read_u16(const uint8_t* p)
-{
-    uint16_t value;
-    memcpy(&value, p, sizeof(value));
-    return value;
-}
-
-uint32_t read_u32(const uint8_t* p)
-{
-    uint32_t value;
-    memcpy(&value, p, sizeof(value));
-    return value;
-}
-
-uint64_t read_u64(const uint8_t* p)
-{
-    uint64_t value;
-    memcpy(&value, p, sizeof(value));
-    return value;
-}
 
 constexpr bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
