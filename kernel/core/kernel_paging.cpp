@@ -46,35 +46,14 @@ constexpr mm::Permissions kReadWrite{true, false, false};
 uint64_t addr(const char* symbol) { return reinterpret_cast<uint64_t>(symbol); }
 
 void map_or_panic(mm::PageTable<KernelTableEnv>& table, mm::PhysRange range, mm::Permissions perms,
-                  mm::CacheType cache, bool allow_large, const char* what)
+                  mm::CacheType cache, bool allow_large, const char* what, bool allow_1gb = true)
 {
     if (range.empty())
         return;
-    auto mapped = table.map(range.base, range.base, range.size(), perms, cache, allow_large);
+    auto mapped = table.map(range.base, range.base, range.size(), perms, cache, allow_large, allow_1gb);
     if (!mapped)
         panic("cannot map %s %#llx-%#llx: %s", what, static_cast<unsigned long long>(range.base),
               static_cast<unsigned long long>(range.end), mm::describe(mapped.error()));
-}
-
-// Maps RAM in pieces that never contain a whole aligned 1 GiB block when the CPU cannot map
-// 1 GiB pages: each piece then uses 2 MiB pages at most.
-void map_ram(mm::PageTable<KernelTableEnv>& table, mm::PhysRange range, bool has_1gb_pages)
-{
-    constexpr uint64_t kGiB = 1ull << 30;
-    if (has_1gb_pages) {
-        map_or_panic(table, range, kReadWrite, mm::CacheType::WriteBack, true, "RAM");
-        return;
-    }
-    uint64_t base = range.base;
-    while (base < range.end) {
-        uint64_t piece_end = (base & ~(kGiB - 1)) + kGiB - mm::LARGE_PAGE_SIZE;
-        if (piece_end <= base)
-            piece_end = (base & ~(kGiB - 1)) + kGiB;
-        if (piece_end > range.end)
-            piece_end = range.end;
-        map_or_panic(table, {base, piece_end}, kReadWrite, mm::CacheType::WriteBack, true, "RAM");
-        base = piece_end;
-    }
 }
 
 } // namespace
@@ -116,7 +95,7 @@ void build_kernel_page_tables(Machine& machine)
     if (!ok)
         panic("too many memory holes to build the monitor's direct map");
     for (const mm::PhysRange& r : ram)
-        map_ram(table, r, machine.has_1gb_pages);
+        map_or_panic(table, r, kReadWrite, mm::CacheType::WriteBack, true, "RAM", machine.has_1gb_pages);
 
     // Device registers: the local APIC page (xAPIC mode uses it) and the IOAPICs.
     x86::Lapic::select_mode(false);

@@ -146,14 +146,16 @@ public:
     uint64_t root() const { return root_; }
 
     // Maps [va, va + size) to [pa, pa + size), using 1 GiB and 2 MiB pages wherever va, pa and the
-    // remaining size allow it and `allow_large` is set, 4 KiB pages elsewhere.
+    // remaining size allow it and `allow_large` is set, 4 KiB pages elsewhere. `allow_1gb` false
+    // stops at 2 MiB pages, for CPUs without 1 GiB page support (CPUID 8000_0001 EDX.Page1GB).
     // Returns PageTableError::Empty (size 0), Unaligned (va, pa or size not 4 KiB aligned),
     // NonCanonical (the range leaves one canonical half), PhysicalTooHigh (beyond 2^52),
     // AlreadyMapped (any page of the range is mapped, also by a large page) or OutOfMemory.
     // On failure no leaf has been written: existing mappings are untouched and nothing of the
     // new range is mapped, though empty intermediate tables may have been linked in.
     Status<PageTableError> map(uint64_t va, uint64_t pa, uint64_t size, Permissions perms,
-                               CacheType cache = CacheType::WriteBack, bool allow_large = true)
+                               CacheType cache = CacheType::WriteBack, bool allow_large = true,
+                               bool allow_1gb = true)
     {
         using namespace paging_detail;
         if (size == 0)
@@ -176,7 +178,7 @@ public:
 
         // Two passes so that running out of tables never leaves part of the range mapped: the
         // first makes every table the leaves need, the second (which cannot fail) writes them.
-        Leaf leaf{perms, cache, allow_large};
+        Leaf leaf{perms, cache, allow_large, allow_1gb};
         TRY(populate(root_, TOP_LEVEL, start, end, pa, leaf, false));
         TRY(populate(root_, TOP_LEVEL, start, end, pa, leaf, true));
         return {};
@@ -228,6 +230,7 @@ private:
         Permissions perms;
         CacheType cache;
         bool allow_large;
+        bool allow_1gb;
     };
 
     static uint64_t load(const uint64_t* entry) { return __atomic_load_n(entry, __ATOMIC_RELAXED); }
@@ -280,7 +283,7 @@ private:
             // A leaf must cover its whole slot with a suitably aligned frame. A slot that already
             // points to a table (left empty by earlier mappings) is descended into instead.
             bool fills_slot = is_aligned(start, span) && chunk_end == slot_end && is_aligned(pa, span);
-            bool level_allowed = level == 0 || (leaf.allow_large && level <= 2);
+            bool level_allowed = level == 0 || (leaf.allow_large && (level == 1 || (level == 2 && leaf.allow_1gb)));
             if ((entry & pte::PRESENT) == 0 && fills_slot && level_allowed) {
                 if (write_leaves)
                     store(slot, make_leaf(pa, level, leaf.perms, leaf.cache));

@@ -152,6 +152,21 @@ TEST_CASE("PageTable maps an aligned 1 GiB region with one PDPTE leaf", "[mm][pa
     f.mem.check_only_empty_slots_written();
 }
 
+TEST_CASE("PageTable stops at 2 MiB leaves when 1 GiB pages are not allowed", "[mm][page_table]")
+{
+    Fixture f;
+    // Everything aligned for a 1 GiB leaf, but the CPU cannot map one: 512 PDE leaves instead.
+    REQUIRE(f.pt.map(GiB1, 5 * GiB1, GiB1, RW, CacheType::WriteBack, true, false));
+    auto sizes = leaf_sizes(f.pt);
+    CHECK(sizes.size() == 512);
+    CHECK(std::count(sizes.begin(), sizes.end(), MiB2) == 512);
+    auto t = f.pt.translate(GiB1 + 0x12345678);
+    REQUIRE(t);
+    CHECK(t.value().pa == 5 * GiB1 + 0x12345678);
+    CHECK(t.value().page_size == MiB2);
+    f.mem.check_only_empty_slots_written();
+}
+
 TEST_CASE("PageTable uses 2 MiB leaves when only 2 MiB alignment holds", "[mm][page_table]")
 {
     Fixture f;

@@ -22,8 +22,6 @@ inline constexpr uint64_t kNptGuestPhysicalLimit = uint64_t{1} << 48;
 // mm::PageTable speaks canonical linear addresses: guest-physical addresses at and above 2^47
 // are handed to it sign-extended, so a range must not straddle 2^47.
 inline constexpr uint64_t kNptUpperHalf = uint64_t{1} << 47;
-// Without 1 GiB pages a range is mapped in pieces that never fill a whole 1 GiB slot.
-inline constexpr uint64_t kNptPieceWithout1Gb = uint64_t{1} << 29;
 
 // The leaf rights for a region, or BadGuestMemory for what NPT cannot express.
 inline Result<mm::Permissions, vmm::VmError> npt_permissions(vmm::GuestAccess access)
@@ -52,13 +50,9 @@ Status<vmm::VmError> build_npt(Env& env, uint64_t root, const vmm::GuestMemory& 
             uint64_t piece_end = end;
             if (gpa < kNptUpperHalf && piece_end > kNptUpperHalf)
                 piece_end = kNptUpperHalf;
-            if (!allow_1gb_pages) {
-                uint64_t next = (gpa & ~(kNptPieceWithout1Gb - 1)) + kNptPieceWithout1Gb;
-                if (piece_end > next)
-                    piece_end = next;
-            }
             uint64_t canonical = mm::paging_detail::sign_extend(gpa);
-            auto mapped = table.map(canonical, hpa, piece_end - gpa, perms, mm::CacheType::WriteBack, true);
+            auto mapped = table.map(canonical, hpa, piece_end - gpa, perms, mm::CacheType::WriteBack, true,
+                                    allow_1gb_pages);
             if (!mapped)
                 return fail(mapped.error() == mm::PageTableError::OutOfMemory ? vmm::VmError::OutOfMemory
                                                                              : vmm::VmError::BadGuestMemory);
