@@ -103,7 +103,8 @@ Ppm CoreScheduler::load_with(const VcpuParams* extra) const
     };
     for (size_t i = 0; i < count_; ++i) {
         const Slot& s = slots_[i];
-        add(s.kind, s.main.budget(), s.main.period(), s.io.utilisation());
+        if (!s.retired)
+            add(s.kind, s.main.budget(), s.main.period(), s.io.utilisation());
     }
     if (extra)
         add(extra->kind, extra->budget, extra->period, extra->utilisation);
@@ -121,7 +122,7 @@ Status<AdmissionError> CoreScheduler::check(const VcpuParams& params) const
     if (policy_ == PriorityPolicy::RateMonotonic) {
         uint32_t mains = params.kind == VcpuKind::Main ? 1 : 0;
         for (size_t i = 0; i < count_; ++i)
-            mains += slots_[i].kind == VcpuKind::Main ? 1 : 0;
+            mains += slots_[i].kind == VcpuKind::Main && !slots_[i].retired ? 1 : 0;
         // Quest's theorem counts n Main VCPUs; with none yet, the bound is that of one (1.0).
         error.main_vcpus = mains;
         error.bound = liu_layland_bound_ppm(mains);
@@ -140,6 +141,8 @@ Status<AdmissionError> CoreScheduler::check(const VcpuParams& params) const
     VcpuId ids[MAX_VCPUS];
     size_t n = 0;
     for (size_t i = 0; i < count_; ++i) {
+        if (slots_[i].retired)
+            continue;
         tasks[n] = RtaTask{slots_[i].main.budget(), slots_[i].main.period(), slots_[i].priority};
         ids[n++] = static_cast<VcpuId>(i);
     }
@@ -169,13 +172,19 @@ Result<VcpuId, AdmissionError> CoreScheduler::admit(const VcpuParams& params, Ti
         error.kind = AdmissionErrorKind::InvalidParameters;
         return fail(error);
     }
-    if (count_ == MAX_VCPUS) {
+    size_t index = count_;
+    for (size_t i = 0; i < count_; ++i)
+        if (slots_[i].retired) {
+            index = i;
+            break;
+        }
+    if (index == MAX_VCPUS) {
         error.kind = AdmissionErrorKind::TooManyVcpus;
         return fail(error);
     }
     TRY(check(params));
 
-    Slot& slot = slots_[count_];
+    Slot& slot = slots_[index];
     slot = Slot{};
     slot.kind = params.kind;
     if (params.kind == VcpuKind::Main) {
@@ -184,7 +193,9 @@ Result<VcpuId, AdmissionError> CoreScheduler::admit(const VcpuParams& params, Ti
     } else {
         slot.io = IoVcpu(params.utilisation);
     }
-    return static_cast<VcpuId>(count_++);
+    if (index == count_)
+        ++count_;
+    return static_cast<VcpuId>(index);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -202,7 +213,7 @@ Ticks CoreScheduler::longest_main_period() const
 {
     Ticks longest = 0;
     for (size_t i = 0; i < count_; ++i)
-        if (slots_[i].kind == VcpuKind::Main && slots_[i].main.period() > longest)
+        if (slots_[i].kind == VcpuKind::Main && !slots_[i].retired && slots_[i].main.period() > longest)
             longest = slots_[i].main.period();
     return longest == 0 ? MAX_TICKS : longest;
 }
@@ -299,9 +310,9 @@ Ticks CoreScheduler::next_event(Ticks now) const
 // ---------------------------------------------------------------------------------------------
 // Work arriving and finishing
 
-Result<bool, SchedError> CoreScheduler::wake(VcpuId id, Ticks now)
+Result<bool, SchedError> CoreScheduler::wake(VcpuId id, Ticks now, Ticks release)
 {
-    if (id >= count_)
+    if (id >= count_ || slots_[id].retired)
         return fail(SchedError::NoSuchVcpu);
     account(now);
     now = last_now_;
@@ -317,13 +328,13 @@ Result<bool, SchedError> CoreScheduler::wake(VcpuId id, Ticks now)
             s.io.trigger(s.io.period() != 0 ? s.io.period() : longest_main_period(), now);
         period = s.io.period();
     }
-    s.log.release(now, period, s.stats);
+    s.log.release(release < now ? release : now, period, s.stats);
     return preempts(id, now);
 }
 
 Result<bool, SchedError> CoreScheduler::wake_io(VcpuId io, VcpuId on_behalf_of, Ticks now)
 {
-    if (io >= count_ || on_behalf_of >= count_)
+    if (io >= count_ || on_behalf_of >= count_ || slots_[io].retired || slots_[on_behalf_of].retired)
         return fail(SchedError::NoSuchVcpu);
     if (slots_[io].kind != VcpuKind::Io)
         return fail(SchedError::NotIoVcpu);
@@ -339,7 +350,7 @@ Result<bool, SchedError> CoreScheduler::wake_io(VcpuId io, VcpuId on_behalf_of, 
 
 Status<SchedError> CoreScheduler::block(VcpuId id, Ticks now)
 {
-    if (id >= count_)
+    if (id >= count_ || slots_[id].retired)
         return fail(SchedError::NoSuchVcpu);
     account(now);
     now = last_now_;
@@ -349,6 +360,18 @@ Status<SchedError> CoreScheduler::block(VcpuId id, Ticks now)
         return {};
     uint32_t posted = s.kind == VcpuKind::Main ? s.main.block(now) : s.io.block(now);
     s.stats.replenishments += posted;
+    if (current_ == id)
+        current_ = IDLE;
+    return {};
+}
+
+Status<SchedError> CoreScheduler::retire(VcpuId id, Ticks now)
+{
+    if (id >= count_ || slots_[id].retired)
+        return fail(SchedError::NoSuchVcpu);
+    account(now);
+    slots_[id].log.clear();
+    slots_[id].retired = true;
     if (current_ == id)
         current_ = IDLE;
     return {};

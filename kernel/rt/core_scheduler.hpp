@@ -97,14 +97,20 @@ public:
     // Work arrives for `id` (a job is released: it is due one period later). A blocked Main
     // VCPU is activated (sporadic-server wake). An I/O VCPU woken this way keeps the period it
     // inherited last (or the longest Main period on the core before its first trigger).
-    // Returns true if `id` should preempt what is running now.
-    Result<bool, SchedError> wake(VcpuId id, Ticks now);
+    // Returns true if `id` should preempt what is running now. `release` is when the job was
+    // due to arrive (a periodic release the timer noticed late); it counts for the job's
+    // deadline and response time, never for budget. Default and later values mean `now`.
+    Result<bool, SchedError> wake(VcpuId id, Ticks now, Ticks release = NEVER);
     // Work arrives for I/O VCPU `io` on behalf of Main VCPU `on_behalf_of`, whose period (and so
     // its rate-monotonic priority) and budget U*T it inherits. Returns true to preempt.
     Result<bool, SchedError> wake_io(VcpuId io, VcpuId on_behalf_of, Ticks now);
     // The oldest released job of `id` is complete. With no job left the VCPU blocks: a sporadic
     // server posts what it used (split), an I/O VCPU ends its activation.
     Status<SchedError> block(VcpuId id, Ticks now);
+    // The VCPU leaves the core for good (its thread or application ended): it no longer runs,
+    // counts for admission or has jobs, and admit() may reuse its slot. Statistics stay readable
+    // until then.
+    Status<SchedError> retire(VcpuId id, Ticks now);
 
     // Charges the running VCPU for the ticks since it was dispatched (or last charged).
     void account(Ticks now);
@@ -119,6 +125,9 @@ public:
     VcpuId current() const { return current_; }
     size_t count() const { return count_; }
     bool runnable(VcpuId id) const { return id < count_ && slots_[id].log.pending() > 0; }
+    bool retired(VcpuId id) const { return id >= count_ || slots_[id].retired; }
+    // Release time of the oldest unfinished job of `id` (0 with none).
+    Ticks oldest_release(VcpuId id) const { return id < count_ ? slots_[id].log.oldest_release() : 0; }
     VcpuKind kind(VcpuId id) const { return slots_[id].kind; }
     // Budget `id` may use at `now` without waiting (the running VCPU's as of its last charge).
     Ticks capacity(VcpuId id, Ticks now) const;
@@ -131,6 +140,7 @@ public:
 private:
     struct Slot {
         VcpuKind kind = VcpuKind::Main;
+        bool retired = false;
         uint32_t priority = 0;  // Explicit cores
         MainVcpu main;
         IoVcpu io;

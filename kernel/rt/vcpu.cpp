@@ -220,13 +220,13 @@ uint32_t IoVcpu::block(Ticks now)
 // ---------------------------------------------------------------------------------------------
 // JobLog
 
-bool JobLog::release(Ticks now, Ticks period, VcpuStats& stats)
+bool JobLog::release(Ticks release, Ticks period, VcpuStats& stats)
 {
     if (count_ == CAPACITY) {
         ++stats.releases_merged;
         return false;
     }
-    jobs_[(head_ + count_) % CAPACITY] = Job{now, now + period, false};
+    jobs_[(head_ + count_) % CAPACITY] = Job{release, release + period, false};
     ++count_;
     return true;
 }

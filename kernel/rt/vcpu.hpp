@@ -148,13 +148,17 @@ class JobLog {
 public:
     static constexpr size_t CAPACITY = 16;
 
-    // Returns false (and counts a merged release) when the log is full.
-    bool release(Ticks now, Ticks period, VcpuStats& stats);
+    // A job released at `release` (due at release + period). Returns false (and counts a merged
+    // release) when the log is full.
+    bool release(Ticks release, Ticks period, VcpuStats& stats);
     // Completes the oldest job; returns false if there was none.
     bool complete(Ticks now, VcpuStats& stats);
     // Counts misses of pending jobs whose deadline is before `now`.
     void check_deadlines(Ticks now, VcpuStats& stats);
     size_t pending() const { return count_; }
+    // Release time of the oldest pending job (0 with none).
+    Ticks oldest_release() const { return count_ == 0 ? 0 : jobs_[head_].release; }
+    void clear() { head_ = count_ = 0; }
 
 private:
     struct Job {
