@@ -18,6 +18,7 @@ import argparse
 import codecs
 import ctypes
 import fcntl
+import glob
 import os
 import pty
 import re
@@ -132,7 +133,12 @@ class Qemu(Emulator):
     binary = "qemu-system-x86_64"
 
     def accel(self):
-        return ["-accel", "tcg", "-cpu", "max"]
+        accel = ["-accel", "tcg", "-cpu", "max"]
+        if getattr(self.args, "icount", None) is not None:
+            # Deterministic virtual time: each instruction advances the clock by 2^shift ns, and
+            # the guest's TSC follows the virtual clock (QEMU docs, -icount).
+            accel += ["-icount", "shift=%d,sleep=off" % self.args.icount]
+        return accel
 
     def check(self):
         if not shutil.which(self.binary):
@@ -489,6 +495,9 @@ def make_iso(args, iso):
         cmd += ["--config", args.config]
     if args.cmdline:
         cmd += ["--cmdline", args.cmdline]
+    # Every RT application of the build, as in the default ISO.
+    for elf in sorted(glob.glob(os.path.join(args.apps_dir, "*.elf"))):
+        cmd += ["--app", "%s=%s" % (os.path.splitext(os.path.basename(elf))[0], elf)]
     return subprocess.call(cmd) == 0
 
 
@@ -499,6 +508,9 @@ def add_common(p):
                    "(default: kernel/config/defaults)")
     p.add_argument("--run-dir", help="folder for logs, bochsrc, per-run ISOs (default: BUILD/run)")
     p.add_argument("--memory", type=int, default=512, help="guest memory in MiB (default 512)")
+    p.add_argument("--apps-dir", help="RT applications (*.elf) for a per-run ISO (default: BUILD/rt-apps)")
+    p.add_argument("--icount", type=int, metavar="SHIFT",
+                   help="QEMU only: deterministic virtual time, 2^SHIFT ns per instruction")
 
 
 def resolve_paths(args):
@@ -506,6 +518,7 @@ def resolve_paths(args):
     args.run_dir = os.path.abspath(args.run_dir or os.path.join(build, "run"))
     args.kernel = args.kernel or os.path.join(build, "kernel", "vlibos.elf")
     args.configs = args.configs or os.path.join(ROOT_DIR, "kernel", "config", "defaults")
+    args.apps_dir = args.apps_dir or os.path.join(build, "rt-apps")
     args.default_iso = os.path.join(build, "vlibos.iso")
     os.makedirs(args.run_dir, exist_ok=True)
 

@@ -13,6 +13,7 @@
 #include "core/console.hpp"
 #include "core/panic.hpp"
 #include "core/percpu.hpp"
+#include "core/rt_core.hpp"
 #include "vmm/runtime/vm_tests.hpp"
 
 namespace vlibos {
@@ -24,9 +25,7 @@ constexpr uint64_t kTimerCheckDelayUs = 1000;      // the one-shot each CPU arms
 constexpr uint64_t kTimerCheckTimeoutUs = 200000;  // ... and how long it may take to fire
 constexpr uint64_t kStartTimeoutUs = 500000;       // INIT-SIPI-SIPI until the AP runs C++
 constexpr uint64_t kSetupTimeoutUs = 2000000;      // AP running C++ until it has reported
-constexpr uint64_t kLapicCalibrationUs = 10000;
 
-uint64_t g_lapic_ticks_per_ms = 0;                 // one-shot mode only; 0 with TSC-deadline
 
 // One stack with an unmapped guard page below it; returns the top.
 uint64_t allocate_guarded_stack(Machine& machine, size_t frames, uint32_t cpu, const char* what)
@@ -62,12 +61,11 @@ void load_cpu_tables(PerCpu& cpu)
 uint64_t check_timer(PerCpu& cpu)
 {
     cpu.timer_fired = 0;
+    cpu.lapic_timer.calibrate_on_this_cpu();
+    if (!cpu.lapic_timer.deadline_mode() && cpu.lapic_timer.rate_q32() == 0)
+        panic("cpu %u: the LAPIC timer does not count", cpu.index);
     uint64_t start = x86::tsc::now();
-    if (x86::Lapic::has_tsc_deadline())
-        x86::Lapic::arm_tsc_deadline(x86::kVectorLapicTimer, start + x86::tsc::from_microseconds(kTimerCheckDelayUs));
-    else
-        x86::Lapic::arm_one_shot(x86::kVectorLapicTimer,
-                                 static_cast<uint32_t>(g_lapic_ticks_per_ms * kTimerCheckDelayUs / 1000));
+    cpu.lapic_timer.arm(x86::tsc::from_microseconds(kTimerCheckDelayUs));
     uint64_t give_up = start + x86::tsc::from_microseconds(kTimerCheckTimeoutUs);
     x86::enable_interrupts();
     while (cpu.timer_fired == 0 && x86::tsc::now() < give_up)
@@ -93,21 +91,6 @@ void report_online(Machine& machine, PerCpu& cpu)
                    name != nullptr ? name : "none", kind);
 }
 
-// The LAPIC timer's own rate, needed only when there is no TSC-deadline mode.
-void calibrate_lapic_timer()
-{
-    if (x86::Lapic::has_tsc_deadline())
-        return;
-    x86::Lapic::arm_one_shot(x86::kVectorLapicTimer, 0xffffffffu);
-    x86::tsc::delay_microseconds(kLapicCalibrationUs);
-    uint32_t remaining = x86::Lapic::timer_current_count();
-    x86::Lapic::stop_timer();
-    g_lapic_ticks_per_ms = (0xffffffffull - remaining) * 1000 / kLapicCalibrationUs;
-    console::print("vlibos: lapic timer: %llu ticks/ms (calibrated against the TSC)\n",
-                   static_cast<unsigned long long>(g_lapic_ticks_per_ms));
-    if (g_lapic_ticks_per_ms == 0)
-        panic("the LAPIC timer does not count");
-}
 
 void wait_until(const volatile CpuState& state, uint64_t timeout_us)
 {
@@ -116,11 +99,6 @@ void wait_until(const volatile CpuState& state, uint64_t timeout_us)
         x86::cpu_relax();
 }
 
-[[noreturn]] void park_this_cpu()
-{
-    // Parked until a later stage gives this CPU work; interrupts stay off.
-    x86::halt_forever();
-}
 
 void application_processor_entry(void* argument)
 {
@@ -135,7 +113,7 @@ void application_processor_entry(void* argument)
         run_selftest_on_this_cpu(g_selftest);
     if (vmm::vm_tests_requested())
         vmm::vm_test_cpu_main(g_machine, cpu->index);
-    park_this_cpu();
+    rt_core::ap_main(g_machine);
 }
 
 // Starts one application processor and waits for its report; any failure halts the system
@@ -202,7 +180,6 @@ void bring_up_boot_cpu(Machine& machine)
                    static_cast<unsigned long long>(tsc.hz / 1000),
                    tsc.source == x86::tsc::Source::Cpuid ? "cpuid" : "pit calibration",
                    static_cast<unsigned long long>(tsc.cpuid_hz / 1000), tsc.invariant ? "yes" : "no");
-    calibrate_lapic_timer();
 
     g_cpu_count = machine.cpu_count;
     report_online(machine, cpu);

@@ -3,9 +3,11 @@
 #include "arch/x86_64/cpu.hpp"
 #include "arch/x86_64/interrupts.hpp"
 #include "arch/x86_64/lapic.hpp"
+#include "arch/x86_64/user_mode.hpp"
 #include "core/console.hpp"
 #include "core/panic.hpp"
 #include "core/percpu.hpp"
+#include "core/rt_core.hpp"
 #include "lib/format.hpp"
 
 namespace vlibos::x86 {
@@ -78,6 +80,12 @@ extern "C" void interrupt_dispatch(InterruptFrame* frame)
     // while a guest ran is taken here after the exit): note it and carry on.
     if (frame->vector == kVectorNmi) {
         vlibos::console::print("vlibos: warning: NMI on cpu %u\n", vlibos::this_cpu()->index);
+        return;
+    }
+    // Ring 3 is an RT application: its system calls, faults and the interrupts that stop it go
+    // to the RT core, which may resume another thread by rewriting the frame.
+    if ((frame->cs & 3) == 3 || frame->vector == kVectorSyscall) {
+        vlibos::rt_core::handle_user_trap(*frame);
         return;
     }
     if (frame->vector < kFirstExternalVector)

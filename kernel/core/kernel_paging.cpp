@@ -7,6 +7,7 @@
 #include "arch/x86_64/smp.hpp"
 #include "core/boot.hpp"
 #include "core/console.hpp"
+#include "core/kernel_tables.hpp"
 #include "core/panic.hpp"
 #include "mm/page_table.hpp"
 
@@ -18,26 +19,6 @@ extern "C" char __kernel_end[];
 namespace vlibos {
 
 namespace {
-
-// Tables come from the monitor pool; with the identity map a table's address is its pointer.
-// Allocated below 4 GiB because APs load CR3 in 32-bit mode.
-class KernelTableEnv {
-public:
-    explicit KernelTableEnv(mm::FrameAllocator& frames) : frames_(frames) {}
-    uint64_t* table(uint64_t phys) { return reinterpret_cast<uint64_t*>(phys); }
-    Result<uint64_t, mm::PageTableError> allocate_table()
-    {
-        auto frame = frames_.allocate(1, 1, 1ull << 32);
-        if (!frame)
-            return fail(mm::PageTableError::OutOfMemory);
-        __builtin_memset(reinterpret_cast<void*>(frame.value()), 0, mm::PAGE_SIZE);
-        return frame.value();
-    }
-    void write_entry(uint64_t* entry, uint64_t value) { __atomic_store_n(entry, value, __ATOMIC_RELEASE); }
-
-private:
-    mm::FrameAllocator& frames_;
-};
 
 constexpr mm::Permissions kReadExecute{false, true, false};
 constexpr mm::Permissions kReadOnly{false, false, false};

@@ -5,6 +5,7 @@
 #include "core/console.hpp"
 #include "core/panic.hpp"
 #include "core/percpu.hpp"
+#include "core/rt_core.hpp"
 #include "vmm/runtime/vm_tests.hpp"
 
 using InitFunction = void (*)();
@@ -73,8 +74,11 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint64_t info_phys)
         bool passed = vmm::supervise_vm_tests(machine);
         halt_system(static_cast<int>(passed ? ExitStatus::Ok : ExitStatus::VmTestFailed));
     }
-    console::print("vlibos: nothing more to run in this build; powering off\n");
-    halt_system(static_cast<int>(ExitStatus::Ok));
+    if (rt_core::load_applications(machine) == 0) {
+        console::print("vlibos: no RT application to run; powering off\n");
+        halt_system(static_cast<int>(ExitStatus::Ok));
+    }
+    rt_core::run_this_cpu(machine);
 }
 
 } // namespace vlibos

@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "arch/x86_64/descriptors.hpp"
+#include "arch/x86_64/lapic_timer.hpp"
 
 namespace vlibos {
 
@@ -17,8 +18,16 @@ enum class CpuState : uint32_t {
     Stopped,     // stopped after a fatal exception
 };
 
+namespace rt_core {
+class Core;
+}
+
 struct PerCpu {
     PerCpu* self;  // must stay first: this_cpu() reads gs:0
+    // Read by the SYSCALL entry (syscall_entry.S) at fixed offsets: the stack it switches to,
+    // and where it parks the user RSP meanwhile.
+    uint64_t syscall_stack_top;
+    uint64_t user_rsp_scratch;
     uint32_t index;
     uint32_t apic_id;
     volatile CpuState state;
@@ -29,7 +38,12 @@ struct PerCpu {
     uint64_t ist_stack_top[x86::ist::kCount];
     x86::Tss tss;
     x86::Gdt gdt;
+    x86::LapicTimer lapic_timer;  // calibrated at bring-up; the one one-shot timer of this CPU
+    rt_core::Core* rt;  // this CPU's RT scheduler, when it runs RT applications
 };
+
+static_assert(__builtin_offsetof(PerCpu, syscall_stack_top) == 8, "syscall_entry.S reads gs:8");
+static_assert(__builtin_offsetof(PerCpu, user_rsp_scratch) == 16, "syscall_entry.S uses gs:16");
 
 extern PerCpu g_cpus[kMaxCpus];
 extern uint32_t g_cpu_count;

@@ -1,10 +1,11 @@
 // Decoding #VMEXIT records into vmm::ExitInfo (AMD SVM).
 #include "vmm/svm/svm_exit.hpp"
-#include "vmm/svm/svm_timer.hpp"
+#include "arch/x86_64/lapic_timer.hpp"
 
 #include <catch2/catch.hpp>
 
 using namespace vlibos::svm;
+using vlibos::x86::one_shot_count;
 using vlibos::vmm::ExitInfo;
 using vlibos::vmm::ExitReason;
 

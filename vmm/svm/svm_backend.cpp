@@ -12,7 +12,7 @@
 #include "vmm/svm/permission_maps.hpp"
 #include "vmm/svm/svm_cpu.hpp"
 #include "vmm/svm/svm_exit.hpp"
-#include "vmm/svm/svm_timer.hpp"
+#include "arch/x86_64/lapic_timer.hpp"
 #include "vmm/svm/vmcb.hpp"
 #include "vmm/svm/vmcb_check.hpp"
 
@@ -154,7 +154,6 @@ struct CpuState {
     bool enabled = false;
     uint64_t host_save_area = 0;  // VM_HSAVE_PA: VMRUN's own save area, format private to the CPU
     uint64_t host_state = 0;      // our VMSAVE/VMLOAD page for the host's FS/GS/TR/LDTR/syscall MSRs
-    GuestTimer timer;
 };
 
 CpuState g_cpu_state[kMaxCpus];
@@ -425,7 +424,7 @@ void SvmVcpu::run(GuestRegisters& regs, ExitInfo& exit)
         bool whole_time = true;
         if (timing) {
             self->timer_fired = 0;
-            whole_time = cpu.timer.arm(timer_left_);
+            whole_time = self->lapic_timer.arm(timer_left_);
         }
         // EFER is passed through, so the guest may have cleared SVME, which would make VMRUN fail
         // (APM §15.5.1). The guest owns LME/LMA/NXE/SCE; the monitor owns SVME.
@@ -435,7 +434,7 @@ void SvmVcpu::run(GuestRegisters& regs, ExitInfo& exit)
         uint64_t left = x86::rdtsc();
         if (!timing)
             break;
-        cpu.timer.stop();
+        self->lapic_timer.stop();
         bool fired = self->timer_fired != 0;
         uint64_t spent = left - entered;
         timer_left_ = spent >= timer_left_ ? 0 : timer_left_ - spent;
@@ -503,7 +502,6 @@ public:
         if ((x86::read_msr(x86::Msr::Efer) & efer::kSvmEnable) == 0)
             return fail(VmError::EnableFailed);
         x86::write_msr_raw(msr::kVmHsavePa, cpu.host_save_area);
-        cpu.timer.calibrate_on_this_cpu();
         cpu.enabled = true;
         return {};
     }

@@ -12,19 +12,46 @@ enum class Msr : uint32_t {
     TscDeadline = 0x6e0,        // IA32_TSC_DEADLINE (SDM Vol. 3 §11.5.4.1)
     X2ApicBase = 0x800,         // first x2APIC register MSR (SDM Vol. 3 §11.12.1)
     Efer = 0xc0000080,          // IA32_EFER (SDM Vol. 3 §2.2.1)
+    Star = 0xc0000081,          // IA32_STAR: SYSCALL/SYSRET selectors (SDM Vol. 3 §5.8.8)
+    Lstar = 0xc0000082,         // IA32_LSTAR: 64-bit SYSCALL entry point
+    Fmask = 0xc0000084,         // IA32_FMASK: RFLAGS bits SYSCALL clears
     FsBase = 0xc0000100,
     GsBase = 0xc0000101,
     KernelGsBase = 0xc0000102,
 };
 
 namespace efer {
+constexpr uint64_t kSyscallEnable = 1ull << 0;    // SCE: SYSCALL/SYSRET available in 64-bit mode
 constexpr uint64_t kLongModeEnable = 1ull << 8;   // LME
 constexpr uint64_t kNoExecuteEnable = 1ull << 11; // NXE: makes PTE bit 63 mean execute-disable
 } // namespace efer
 
 namespace cr0 {
+constexpr uint64_t kMonitorCoprocessor = 1ull << 1;  // MP: WAIT/FWAIT honour TS
+constexpr uint64_t kEmulation = 1ull << 2;           // EM: x87/SSE instructions fault (#NM/#UD)
+constexpr uint64_t kTaskSwitched = 1ull << 3;        // TS: the next x87/SSE instruction faults (#NM)
+constexpr uint64_t kNumericError = 1ull << 5;        // NE: native x87 error reporting (#MF)
 constexpr uint64_t kWriteProtect = 1ull << 16;    // WP: supervisor writes honour read-only pages
 } // namespace cr0
+
+// CR4 bits (SDM Vol. 3 §2.5).
+namespace cr4 {
+constexpr uint64_t kOsFxsr = 1ull << 9;             // OSFXSR: FXSAVE/FXRSTOR and SSE enabled
+constexpr uint64_t kOsXmmExceptions = 1ull << 10;   // OSXMMEXCPT: unmasked SIMD errors raise #XM
+constexpr uint64_t kSmep = 1ull << 20;              // SMEP: the kernel never executes user pages
+constexpr uint64_t kSmap = 1ull << 21;              // SMAP: the kernel reads user pages only inside stac/clac
+} // namespace cr4
+
+// RFLAGS bits (SDM Vol. 1 §3.4.3).
+namespace rflags {
+constexpr uint64_t kTrap = 1ull << 8;
+constexpr uint64_t kInterruptEnable = 1ull << 9;
+constexpr uint64_t kDirection = 1ull << 10;
+constexpr uint64_t kIoPrivilege = 3ull << 12;
+constexpr uint64_t kNestedTask = 1ull << 14;
+constexpr uint64_t kAlignmentCheck = 1ull << 18;
+constexpr uint64_t kReserved1 = 1ull << 1;  // always 1
+} // namespace rflags
 
 struct CpuidResult {
     uint32_t eax, ebx, ecx, edx;
@@ -78,6 +105,11 @@ inline uint64_t read_cr3() { uint64_t v; asm volatile("mov %%cr3, %0" : "=r"(v))
 inline uint64_t read_cr4() { uint64_t v; asm volatile("mov %%cr4, %0" : "=r"(v)); return v; }
 inline void write_cr0(uint64_t v) { asm volatile("mov %0, %%cr0" ::"r"(v) : "memory"); }
 inline void write_cr3(uint64_t v) { asm volatile("mov %0, %%cr3" ::"r"(v) : "memory"); }
+inline void write_cr4(uint64_t v) { asm volatile("mov %0, %%cr4" ::"r"(v) : "memory"); }
+
+// SMAP's window for deliberate user-memory access (SDM Vol. 3 §4.6.1); only with CR4.SMAP set.
+inline void allow_user_access() { asm volatile("stac" ::: "memory"); }
+inline void forbid_user_access() { asm volatile("clac" ::: "memory"); }
 
 inline void outb(uint16_t port, uint8_t value) { asm volatile("outb %0, %1" ::"a"(value), "Nd"(port)); }
 inline void outw(uint16_t port, uint16_t value) { asm volatile("outw %0, %1" ::"a"(value), "Nd"(port)); }

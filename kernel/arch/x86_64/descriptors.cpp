@@ -10,6 +10,8 @@ namespace {
 // The accessed bit is preset so segment loads never need to write to the GDT.
 constexpr uint64_t kCode64 = 0x00af9b000000ffffull;
 constexpr uint64_t kData = 0x00cf93000000ffffull;
+constexpr uint64_t kUserData = 0x00cff3000000ffffull;    // as kData with DPL 3
+constexpr uint64_t kUserCode64 = 0x00affb000000ffffull;  // as kCode64 with DPL 3
 constexpr uint64_t kTssAvailable = 0x9;        // type: 64-bit TSS (available)
 constexpr uint64_t kPresent = 1ull << 47;
 
@@ -43,9 +45,11 @@ void load_gdt_and_tss(Gdt& gdt, Tss& tss)
     gdt.entries[0] = 0;
     gdt.entries[1] = kCode64;
     gdt.entries[2] = kData;
-    gdt.entries[3] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (kTssAvailable << 40) | kPresent |
+    gdt.entries[3] = kUserData;
+    gdt.entries[4] = kUserCode64;
+    gdt.entries[5] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (kTssAvailable << 40) | kPresent |
                      (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
-    gdt.entries[4] = base >> 32;
+    gdt.entries[6] = base >> 32;
     tss.io_map_base = sizeof(Tss);  // no I/O permission bitmap
 
     DescriptorPointer pointer{sizeof(gdt.entries) - 1, reinterpret_cast<uint64_t>(&gdt.entries)};

@@ -8,10 +8,15 @@
 
 namespace vlibos::x86 {
 
+// The order is fixed by SYSCALL/SYSRET (SDM Vol. 3 §5.8.8): SYSCALL loads CS from STAR[47:32]
+// and SS = CS + 8; SYSRET to 64-bit mode loads SS = STAR[63:48] + 8 and CS = STAR[63:48] + 16.
 namespace selector {
 constexpr uint16_t kKernelCode = 0x08;
 constexpr uint16_t kKernelData = 0x10;
-constexpr uint16_t kTss = 0x18;
+constexpr uint16_t kUserData = 0x18 | 3;
+constexpr uint16_t kUserCode = 0x20 | 3;
+constexpr uint16_t kTss = 0x28;
+constexpr uint16_t kSysretBase = 0x10;  // STAR[63:48]
 } // namespace selector
 
 // Which IST slot (1-based, SDM §6.14.5) each critical exception uses.
@@ -33,9 +38,9 @@ struct [[gnu::packed]] Tss {
 };
 static_assert(sizeof(Tss) == 104, "64-bit TSS is 104 bytes (SDM Figure 7-11)");
 
-// Per-CPU GDT: null, kernel code, kernel data, and a 16-byte TSS descriptor.
+// Per-CPU GDT: null, kernel code, kernel data, user data, user code, and a 16-byte TSS descriptor.
 struct alignas(16) Gdt {
-    uint64_t entries[5];
+    uint64_t entries[7];
 };
 
 // Builds the GDT around `tss` and loads GDTR, the segment registers and TR on this CPU.

@@ -1,4 +1,7 @@
 /*
+ * Entries from ring 3 (CS.RPL = 3 in the CPU's frame) swap GS to the kernel's per-CPU base on
+ * the way in and back on the way out (SWAPGS, SDM Vol. 3 §5.8.8); kernel entries leave GS alone.
+ *
  * One entry stub per vector. Vectors where the CPU pushes an error code (SDM Vol. 3 §6.13,
  * Table 6-1: 8, 10-14, 17, 21, 29, 30) push only the vector; the others push a zero first so
  * every frame has the same shape (struct InterruptFrame in interrupts.hpp).
@@ -7,6 +10,12 @@
     .text
     .balign 16
 interrupt_common:
+    testb $3, 24(%rsp)              /* CS, above vector and error code */
+    jz 1f
+    swapgs
+1:
+    .global interrupt_common_swapped
+interrupt_common_swapped:           /* syscall_entry.S joins here, GS already swapped */
     push %rax
     push %rbx
     push %rcx
@@ -25,6 +34,7 @@ interrupt_common:
     cld
     mov %rsp, %rdi
     call interrupt_dispatch
+interrupt_exit:                     /* RSP = an InterruptFrame, possibly rewritten by dispatch */
     pop %r15
     pop %r14
     pop %r13
@@ -41,7 +51,18 @@ interrupt_common:
     pop %rbx
     pop %rax
     add $16, %rsp                   /* vector and error code */
+    testb $3, 8(%rsp)               /* returning to ring 3? */
+    jz 2f
+    swapgs
+2:
     iretq
+
+/* void interrupt_return_to(const InterruptFrame* frame): leaves through the exit path above with
+ * `frame` (interrupts off). */
+    .global interrupt_return_to
+interrupt_return_to:
+    mov %rdi, %rsp
+    jmp interrupt_exit
 
 .macro stub vector
     .balign 16

@@ -1,13 +1,13 @@
-// The guest-time limit for SVM. SVM has no VMX-preemption timer, so the monitor arms its own
-// LAPIC timer (vector kVectorLapicTimer) around VMRUN and intercepts INTR: when it fires, the
-// interrupt forces a #VMEXIT, and the monitor's handler takes it at STGI (setting
-// this_cpu()->timer_fired). TSC-deadline mode where the CPU has it; else a one-shot count,
-// converted from TSC ticks with a rate measured per CPU against the TSC.
+// The monitor's one-shot timer in TSC ticks, on the local APIC (SDM Vol. 3 §11.5.4): TSC-deadline
+// mode where the CPU has it; else a one-shot count, converted from TSC ticks with a rate measured
+// per CPU against the TSC. It fires vector kVectorLapicTimer. Users: the boot-time timer check,
+// the RT core scheduler (next budget exhaustion or release), and SVM's guest-time limit (SVM has
+// no VMX-preemption timer, so the LAPIC timer's interrupt forces the #VMEXIT).
 #pragma once
 
 #include <stdint.h>
 
-namespace vlibos::svm {
+namespace vlibos::x86 {
 
 // LAPIC timer ticks per TSC tick, as a 32.32 fixed-point number.
 inline constexpr unsigned kRateFractionBits = 32;
@@ -24,7 +24,7 @@ constexpr uint32_t one_shot_count(uint64_t tsc_ticks, uint64_t rate_q32, bool& c
     return count == 0 ? 1 : static_cast<uint32_t>(count);
 }
 
-class GuestTimer {
+class LapicTimer {
 public:
     // Picks the mode and, for one-shot, measures the LAPIC timer against the TSC. Interrupts off.
     void calibrate_on_this_cpu();
@@ -32,6 +32,8 @@ public:
     // Arms the timer to fire after `tsc_ticks`. Returns false when the time was clamped (the
     // interrupt comes earlier, with time still left).
     bool arm(uint64_t tsc_ticks) const;
+    // Arms the timer for TSC value `deadline` (at once if it has passed); same clamping.
+    bool arm_at(uint64_t deadline) const;
     void stop() const;
 
     bool deadline_mode() const { return deadline_mode_; }
@@ -42,4 +44,4 @@ private:
     uint64_t rate_q32_ = 0;
 };
 
-} // namespace vlibos::svm
+} // namespace vlibos::x86
