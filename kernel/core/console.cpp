@@ -63,6 +63,40 @@ void release_if_held_by_this_cpu()
 
 void drain() { g_uart.drain(); }
 
+bool try_hold()
+{
+    uint32_t me = current_cpu_id();
+    if (__atomic_load_n(&g_lock_owner, __ATOMIC_RELAXED) == me)
+        return true;
+    uint32_t serving = __atomic_load_n(&g_serving, __ATOMIC_ACQUIRE);
+    uint32_t expected = serving;
+    // Take a ticket only if it is served at once: nobody holds or waits for the console.
+    if (!__atomic_compare_exchange_n(&g_next_ticket, &expected, serving + 1, false, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        return false;
+    __atomic_store_n(&g_lock_owner, me, __ATOMIC_RELAXED);
+    return true;
+}
+
+size_t write_ready(const char* text, size_t length)
+{
+    unsigned room = g_uart.room();
+    size_t used = 0;
+    while (used < length) {
+        unsigned need = text[used] == '\n' ? 2 : 1;
+        if (room < need)
+            break;
+        if (text[used] == '\n')
+            g_uart.put_now('\r');
+        g_uart.put_now(text[used]);
+        room -= need;
+        ++used;
+    }
+    return used;
+}
+
+void give_back() { release_if_held_by_this_cpu(); }
+
 void write(const char* text, size_t length)
 {
     bool locked = acquire();

@@ -16,4 +16,11 @@ void drain();
 // For a CPU about to stop for good: if it was interrupted while printing, let the others print.
 void release_if_held_by_this_cpu();
 
+// Output that never waits for the UART, for RT cores (kernel/core/rt_output.cpp): take the
+// console only if it is free (true also if this CPU holds it already), write what the UART's
+// FIFO takes right now, and give it back between lines so no line is split.
+bool try_hold();
+size_t write_ready(const char* text, size_t length);  // bytes of `text` consumed
+void give_back();
+
 } // namespace vlibos::console

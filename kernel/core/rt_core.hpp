@@ -14,6 +14,7 @@
 #include "arch/x86_64/fpu.hpp"
 #include "arch/x86_64/interrupts.hpp"
 #include "config/config.hpp"
+#include "core/rt_output.hpp"
 #include "rt/periodic_core.hpp"
 #include "rt/user_space.hpp"
 
@@ -56,6 +57,7 @@ struct Core {
     rt::VcpuId running = rt::IDLE;                 // whose registers the CPU holds
     uint64_t loaded_cr3 = 0;
     uint32_t live_apps = 0;
+    OutputQueue out;  // everything this core prints, fed to the UART without waiting
 };
 
 // Boot CPU, after the CPUs are up: loads every configured application into its own address
@@ -85,6 +87,8 @@ extern volatile uint32_t g_cores_running;
 uint64_t ns_to_ticks(uint64_t ns);
 uint64_t ticks_to_ns(uint64_t ticks);
 Core& this_core();
+// The core's own messages, through its output queue.
+void rt_print(Core& core, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // A new thread on VCPU `id` of this core, starting at `rip` with `rsp` and RDI = `arg`. Its
 // first job is released now, or (`release_now` false) when its CPU enters its loop.

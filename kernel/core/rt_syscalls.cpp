@@ -11,6 +11,7 @@ namespace vlibos::rt_core::internal {
 
 namespace {
 
+constexpr size_t kMaxNameLength = config::kMaxNameLength;
 constexpr int64_t error(vlibos_error e) { return -static_cast<int64_t>(e); }
 
 int64_t check(const App& app, uint64_t pointer, uint64_t length, rt::Access access)
@@ -18,41 +19,36 @@ int64_t check(const App& app, uint64_t pointer, uint64_t length, rt::Access acce
     return app.space.check(pointer, length, access) ? 0 : error(VLIBOS_EFAULT);
 }
 
-// Console output of an application: each line is prefixed with its name, so nothing it prints
-// can pass for a monitor line (the test tools read "vlibos: ..." lines).
-int64_t console_write(App& app, uint64_t text, uint64_t length)
+// Console output of an application, through its core's output queue. Each line is prefixed
+// with the application's name, so nothing it prints can pass for a monitor line (the test tools
+// read "vlibos: ..." lines), and only printable text, tabs and newlines pass. Returns how many
+// bytes were taken: fewer than asked when the queue is full (never blocks).
+int64_t console_write(Core& core, App& app, uint64_t text, uint64_t length)
 {
     if (length > VLIBOS_CONSOLE_MAX)
         return error(VLIBOS_EINVAL);
     if (int64_t bad = check(app, text, length, rt::Access::Read))
         return bad;
-    // One staging buffer per CPU: an application's calls all run on its own CPU.
-    static char per_cpu[config::kMaxCpus][VLIBOS_CONSOLE_MAX + 64];
-    char* out = per_cpu[app.cpu];
+    char prefix[kMaxNameLength + 4];
+    size_t prefix_length = format(prefix, sizeof prefix, "[%s] ", app.config->name);
     char bytes[256];
-    size_t used = 0;
-    for (uint64_t done = 0; done < length;) {
+    uint64_t done = 0;
+    while (done < length) {
         size_t chunk = length - done < sizeof bytes ? static_cast<size_t>(length - done) : sizeof bytes;
         copy_from_user(bytes, text + done, chunk);
         for (size_t i = 0; i < chunk; ++i) {
-            if (app.at_line_start) {
-                used += format(out + used, VLIBOS_CONSOLE_MAX + 64 - used, "[%s] ", app.config->name);
-                app.at_line_start = false;
-            }
             char c = bytes[i];
-            // Only printable text, tabs and newlines reach the console.
-            out[used++] = (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7f)) ? c : '?';
-            if (c == '\n')
-                app.at_line_start = true;
-            if (used > VLIBOS_CONSOLE_MAX) {
-                console::write(out, used);
-                used = 0;
-            }
+            c = (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7f)) ? c : '?';
+            size_t need = 1 + (app.at_line_start ? prefix_length : 0);
+            if (core.out.free_space() < need)
+                return static_cast<int64_t>(done + i);
+            if (app.at_line_start)
+                core.out.push(prefix, prefix_length);
+            core.out.push(&c, 1);
+            app.at_line_start = c == '\n';
         }
         done += chunk;
     }
-    if (used > 0)
-        console::write(out, used);
     return static_cast<int64_t>(length);
 }
 
@@ -112,7 +108,7 @@ int64_t thread_create(Core& core, App& app, uint64_t params_pointer)
                 return error(VLIBOS_EAGAIN);
             char why[256];
             rt::format_admission_error(why, sizeof why, admitted.error());
-            console::print("vlibos: rt: app '%s' new thread (C=%lluns T=%lluns) on cpu %u: %s\n", app.config->name,
+            rt_print(core, "vlibos: rt: app '%s' new thread (C=%lluns T=%lluns) on cpu %u: %s\n", app.config->name,
                            static_cast<unsigned long long>(p.budget_ns), static_cast<unsigned long long>(p.period_ns),
                            core.cpu, why);
             return error(VLIBOS_EADMISSION);
@@ -160,7 +156,7 @@ void do_syscall(Core& core, rt::VcpuId id)
         return;
     }
     case VLIBOS_SYS_CONSOLE_WRITE:
-        result = console_write(app, r.rdi, r.rsi);
+        result = console_write(core, app, r.rdi, r.rsi);
         break;
     case VLIBOS_SYS_CLOCK:
         result = static_cast<int64_t>(ticks_to_ns(x86::tsc::now()));

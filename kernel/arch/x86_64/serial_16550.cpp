@@ -35,4 +35,11 @@ void Serial16550::put(char c) const
     outb(static_cast<uint16_t>(base_ + Data), static_cast<uint8_t>(c));
 }
 
+unsigned Serial16550::room() const
+{
+    return (inb(static_cast<uint16_t>(base_ + LineStatus)) & kLsrTransmitterEmpty) != 0 ? kFifoDepth : 0;
+}
+
+void Serial16550::put_now(char c) const { outb(static_cast<uint16_t>(base_ + Data), static_cast<uint8_t>(c)); }
+
 } // namespace vlibos::x86

@@ -13,6 +13,12 @@ public:
     void init() const;           // 115200 baud, 8N1, FIFOs on, interrupts off
     void put(char c) const;      // waits for the transmitter, then writes one byte
     void drain() const;          // waits until every written byte has left the shift register
+    // Without waiting: how many bytes the transmit FIFO takes now (all 16 once THRE says it is
+    // empty, PC16550D "FIFO mode"; none otherwise), and writing one of them.
+    unsigned room() const;
+    void put_now(char c) const;
+
+    static constexpr unsigned kFifoDepth = 16;
 
 private:
     // Register offsets from the base port (PC16550D data sheet, Table II).
