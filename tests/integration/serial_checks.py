@@ -42,6 +42,9 @@ def parse_args(description):
     ap.add_argument("--configs", default=DEFAULT_CONFIGS,
                     help="default configurations: put in the ISO, and the oracle's source")
     ap.add_argument("--memory", type=int, default=512)
+    ap.add_argument("--apps-dir", help="built RT applications (*.elf), for per-run ISOs")
+    ap.add_argument("--icount", type=int, help="QEMU: deterministic virtual time (2^N ns per instruction)")
+    ap.add_argument("--scenario", help="for tests that run several scenarios")
     return ap.parse_args()
 
 
@@ -77,6 +80,8 @@ def boot(args, cmdline=None, config=None):
         if not args.kernel:
             raise SystemExit("this test needs --kernel")
         cmd += ["--kernel", args.kernel, "--configs", args.configs]
+        if args.apps_dir:
+            cmd += ["--apps-dir", args.apps_dir]
         if cmdline:
             cmd += ["--cmdline", cmdline]
         if config:
@@ -85,6 +90,8 @@ def boot(args, cmdline=None, config=None):
         if not args.iso:
             raise SystemExit("this test needs --iso")
         cmd += ["--iso", args.iso]
+    if args.icount is not None and args.emulator == "qemu":
+        cmd += ["--icount", str(args.icount)]
     print("test: " + " ".join(cmd))
     sys.stdout.flush()
     t0 = time.monotonic()
