@@ -149,7 +149,8 @@ def parse_cpus(text):
 
 def expected_partitions(cfg_path):
     """{cpu: (partition name, kind)} from a configuration file, read with configparser."""
-    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"),
+    # strict=False: repeatable keys (an app's `vcpu =` lines) are fine; the oracle reads partitions only.
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"), strict=False,
                                        comment_prefixes=("#", ";"), interpolation=None)
     with open(cfg_path) as f:
         # Keys before the first section (e.g. `version = 1`) go into a section of their own.
