@@ -5,15 +5,25 @@
 //
 // The machine is modelled as N CPUs and one free RAM range [16 MiB, SIZE): the first 16 MiB
 // stand for the real-mode area, the monitor image and the boot modules.
+//
+// It then admits every app's VCPUs on their CPU with the RT scheduler's own admission test
+// (rt::CoreScheduler, rate-monotonic or explicit priorities as the partition says), in file order,
+// with times in nanoseconds as ticks (a nominal 1 GHz TSC), and prints each refusal as the
+// monitor does: "app 'APP' vcpu 'VCPU' on cpu N: <rt::format_admission_error text>".
 // Exit status: 0 the configuration fits, 1 it has errors, 2 usage or I/O problem.
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "config/partition_plan.hpp"
+#include "rt/admission.hpp"
+#include "rt/core_scheduler.hpp"
 
 namespace {
 
@@ -104,6 +114,121 @@ void print_plan(const Config& config, const Plan* plan)
     std::printf("\n");
 }
 
+std::string time_string(uint64_t ns)
+{
+    char buffer[32];
+    format_time(buffer, sizeof buffer, ns);
+    return buffer;
+}
+
+std::string ppm_string(vlibos::rt::Ppm ppm)
+{
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%u.%06u", ppm / vlibos::rt::PPM_ONE, ppm % vlibos::rt::PPM_ONE);
+    return buffer;
+}
+
+// What admission said about one VCPU.
+enum class VcpuOutcome : uint8_t { NotTried, Admitted, Refused };
+
+struct Admission {
+    std::vector<std::vector<VcpuOutcome>> apps; // [app][vcpu]
+    std::map<unsigned, std::unique_ptr<vlibos::rt::CoreScheduler>> cores;
+    std::vector<std::string> refusals;  // the monitor's messages
+    std::vector<std::string> not_started;
+};
+
+const char* outcome_name(VcpuOutcome outcome)
+{
+    switch (outcome) {
+    case VcpuOutcome::Admitted: return "admitted";
+    case VcpuOutcome::Refused: return "REFUSED";
+    case VcpuOutcome::NotTried: break;
+    }
+    return "not tried";
+}
+
+// Admits every app's VCPUs on its CPU in file order, as the monitor does at boot
+// (kernel/core/rt_loader.cpp): a refused VCPU is reported and not added, and the app's later
+// VCPUs are still tried; but an app whose first VCPU (the entry thread's) is refused does not
+// start, and its other VCPUs are not tried.
+void admit_all(const Config& config, Admission& out)
+{
+    namespace rt = vlibos::rt;
+    out.apps.resize(config.app_count);
+    for (size_t i = 0; i < config.app_count; ++i) {
+        const App& app = config.apps[i];
+        int owner = partition_of_cpu(config, app.cpu);
+        Scheduling scheduling = owner >= 0 ? config.partitions[owner].scheduling : Scheduling::RateMonotonic;
+        auto& core = out.cores[app.cpu];
+        if (!core)
+            core = std::make_unique<rt::CoreScheduler>(scheduling == Scheduling::Explicit
+                                                           ? rt::PriorityPolicy::Explicit
+                                                           : rt::PriorityPolicy::RateMonotonic);
+        out.apps[i].assign(app.vcpu_count, VcpuOutcome::NotTried);
+        for (size_t v = 0; v < app.vcpu_count; ++v) {
+            const VcpuSpec& spec = app.vcpus[v];
+            // Ticks are nanoseconds: a nominal 1 GHz TSC.
+            auto admitted = core->admit(rt::VcpuParams::main(spec.budget_ns, spec.period_ns, spec.priority), 0);
+            if (admitted) {
+                out.apps[i][v] = VcpuOutcome::Admitted;
+                continue;
+            }
+            out.apps[i][v] = VcpuOutcome::Refused;
+            char message[512];
+            rt::format_admission_error(message, sizeof message, admitted.error());
+            char line[700];
+            std::snprintf(line, sizeof line, "app '%s' vcpu '%s' on cpu %u: %s", app.name, spec.name, app.cpu,
+                          message);
+            out.refusals.push_back(line);
+            if (v == 0) {
+                out.not_started.push_back(std::string("app '") + app.name +
+                                          "' not started: its first VCPU was refused");
+                break;
+            }
+        }
+    }
+}
+
+void print_apps(const Config& config, const Admission& admission)
+{
+    namespace rt = vlibos::rt;
+    if (config.app_count == 0) {
+        std::printf("\nno apps\n");
+        return;
+    }
+    std::printf("\n%-16s %-16s %-4s %-10s %-10s %s\n", "app", "module", "cpu", "memory", "stack", "args");
+    for (size_t i = 0; i < config.app_count; ++i) {
+        const App& app = config.apps[i];
+        std::printf("%-16s %-16s %-4u %-10s %-10s %s\n", app.name, app.module, app.cpu,
+                    size_string(app.memory).c_str(), size_string(app.stack).c_str(), app.args[0] ? app.args : "-");
+        std::printf("  %-14s %-10s %-10s %-12s %-9s %s\n", "vcpu", "budget C", "period T", "utilisation", "priority",
+                    "admission");
+        for (size_t v = 0; v < app.vcpu_count; ++v) {
+            const VcpuSpec& spec = app.vcpus[v];
+            std::string priority = spec.has_priority ? std::to_string(spec.priority) : "-";
+            std::printf("  %-14s %-10s %-10s %-12s %-9s %s\n", spec.name, time_string(spec.budget_ns).c_str(),
+                        time_string(spec.period_ns).c_str(),
+                        ppm_string(rt::utilisation_ppm(spec.budget_ns, spec.period_ns)).c_str(), priority.c_str(),
+                        outcome_name(admission.apps[i][v]));
+        }
+    }
+    std::printf("\n");
+    for (const auto& [cpu, core] : admission.cores) {
+        int owner = partition_of_cpu(config, cpu);
+        const char* partition = owner >= 0 ? config.partitions[owner].name : "?";
+        size_t n = core->count();
+        if (core->policy() == rt::PriorityPolicy::RateMonotonic)
+            std::printf("cpu %u (partition %s, rate-monotonic): %zu vcpu%s admitted, utilisation %s, bound %s\n", cpu,
+                        partition, n, n == 1 ? "" : "s", ppm_string(core->utilisation()).c_str(),
+                        ppm_string(rt::liu_layland_bound_ppm(static_cast<uint32_t>(n))).c_str());
+        else
+            std::printf("cpu %u (partition %s, explicit priorities): %zu vcpu%s admitted, utilisation %s, every "
+                        "response time within its period\n",
+                        cpu, partition, n, n == 1 ? "" : "s", ppm_string(core->utilisation()).c_str());
+    }
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -180,11 +305,20 @@ int main(int argc, char** argv)
 
     bool ok = plan(config, machine, result, errors, warnings);
     print_plan(config, ok ? &result : nullptr);
+    Admission admission;
+    admit_all(config, admission);
+    print_apps(config, admission);
     std::printf("\n");
     print_diagnostics(file, "warning", warnings);
-    if (!ok) {
-        print_diagnostics(file, "error", errors);
-        std::printf("%s: %zu error%s\n", file, errors.total(), errors.total() == 1 ? "" : "s");
+    if (!ok || !admission.refusals.empty()) {
+        if (!ok)
+            print_diagnostics(file, "error", errors);
+        for (const auto& refusal : admission.refusals)
+            std::printf("%s: error: %s\n", file, refusal.c_str());
+        for (const auto& note : admission.not_started)
+            std::printf("%s: note: %s\n", file, note.c_str());
+        size_t total = (ok ? 0 : errors.total()) + admission.refusals.size();
+        std::printf("%s: %zu error%s\n", file, total, total == 1 ? "" : "s");
         return kExitConfigErrors;
     }
     std::printf("%s: OK\n", file);

@@ -16,6 +16,9 @@ constexpr size_t kMaxPartitions = 8;
 constexpr size_t kMaxShared = 8;
 constexpr size_t kMaxCpus = 64; // one bit per CPU in a uint64_t mask
 constexpr size_t kMaxNameLength = 15;
+constexpr size_t kMaxApps = 8;
+constexpr size_t kMaxAppVcpus = 8;
+constexpr size_t kMaxArgsLength = 63;
 constexpr size_t kMaxDiagnostics = 16;
 constexpr size_t kMaxDiagnosticLength = 160;
 // Larger input is rejected rather than truncated; real configurations are a few hundred bytes.
@@ -29,8 +32,25 @@ constexpr uint64_t GiB = 1024 * MiB;
 constexpr uint64_t kPartitionAlign = 2 * MiB;
 constexpr uint64_t kSharedAlign = 4 * KiB;
 constexpr uint64_t kMonitorAlign = 4 * KiB;
+// RT applications: their RAM and main stack come in 4 KiB pages, carved from the rt partition.
+constexpr uint64_t kAppAlign = 4 * KiB;
+constexpr uint64_t kDefaultAppMemory = 1 * MiB;
+constexpr uint64_t kDefaultAppStack = 64 * KiB;
+constexpr uint64_t kMinAppStack = 8 * KiB;
+// What an rt partition keeps beyond its apps' memory for the monitor's per-partition use.
+constexpr uint64_t kRtMonitorReserve = 4 * MiB;
+
+// VCPU times are in nanoseconds.
+constexpr uint64_t kNsPerUs = 1000;
+constexpr uint64_t kNsPerMs = 1000 * kNsPerUs;
+constexpr uint64_t kNsPerS = 1000 * kNsPerMs;
+constexpr uint64_t kMaxVcpuPeriodNs = 10 * kNsPerS; // budget <= period <= 10 s
 
 enum class Kind : uint8_t { Rt, Linux };
+
+// How an rt partition's cores order their Main VCPUs: by period (rate-monotonic) or by the
+// `priority` each VCPU names (explicit). Maps to rt::PriorityPolicy.
+enum class Scheduling : uint8_t { RateMonotonic, Explicit };
 
 struct MemorySpec {
     uint64_t size;
@@ -43,6 +63,7 @@ struct Partition {
     Kind kind;
     uint64_t cpus; // bit n set = logical CPU n
     MemorySpec memory;
+    Scheduling scheduling; // rt partitions; Linux partitions: RateMonotonic, unused
     unsigned line; // of the [partition NAME] header
 };
 
@@ -54,6 +75,30 @@ struct SharedRegion {
     unsigned line; // of the [shared NAME] header
 };
 
+// One `vcpu = NAME BUDGET PERIOD [priority N]` line of an app.
+struct VcpuSpec {
+    char name[kMaxNameLength + 1];
+    uint64_t budget_ns;  // C: 0 < C <= T
+    uint64_t period_ns;  // T: <= kMaxVcpuPeriodNs
+    uint32_t priority;   // 0 is the most urgent; only with has_priority
+    bool has_priority;   // set exactly when the partition's scheduling is Explicit
+    unsigned line;       // of the vcpu line
+};
+
+// An RT application: an ELF from GRUB module "vlibos.app:<module>", run on one CPU of the rt
+// partition with its VCPUs; vcpus[0] runs the entry thread.
+struct App {
+    char name[kMaxNameLength + 1];
+    char module[kMaxNameLength + 1]; // [A-Za-z0-9_.-]
+    unsigned cpu;                    // a CPU of a kind = rt partition
+    uint64_t memory;                 // segments + main stack; a multiple of 4 KiB
+    uint64_t stack;                  // main thread stack; 4 KiB multiple, >= 8 KiB, < memory
+    char args[kMaxArgsLength + 1];   // printable ASCII, may be empty
+    VcpuSpec vcpus[kMaxAppVcpus];
+    size_t vcpu_count;               // 1 to kMaxAppVcpus
+    unsigned line;                   // of the [app NAME] header
+};
+
 struct Config {
     unsigned version;
     uint64_t monitor_memory;
@@ -62,6 +107,8 @@ struct Config {
     size_t partition_count;
     SharedRegion shared[kMaxShared];
     size_t shared_count;
+    App apps[kMaxApps]; // in file order, which is also the order VCPUs are admitted in
+    size_t app_count;
 };
 
 // A bounded list of messages such as "line 12: partition 'linux': cpu 7 is listed twice".
@@ -83,6 +130,10 @@ struct Diagnostics {
 bool parse(const char* text, size_t length, Config& out, Diagnostics& diag);
 
 const char* kind_name(Kind kind);
+// "rate-monotonic" or "explicit", as written in the file.
+const char* scheduling_name(Scheduling scheduling);
+// Index of the partition owning `cpu`, or -1.
+int partition_of_cpu(const Config& config, unsigned cpu);
 
 // Number syntax shared by the parser and host tools.
 enum class NumberError : uint8_t { Empty, NotANumber, BadSuffix, Overflow };
@@ -91,11 +142,16 @@ enum class NumberError : uint8_t { Empty, NotANumber, BadSuffix, Overflow };
 Result<uint64_t, NumberError> parse_number(const char* text, size_t length);
 // A number with an optional K, M or G suffix (binary units, either case).
 Result<uint64_t, NumberError> parse_size(const char* text, size_t length);
+// A time in nanoseconds: a decimal integer followed directly by its unit, ns, us, ms or s
+// ("20ms"). A missing or unknown unit is BadSuffix.
+Result<uint64_t, NumberError> parse_time(const char* text, size_t length);
 
 // "64 MiB", "1 GiB", "4 KiB" or "12345 bytes": the largest unit that divides the value exactly.
 size_t format_size(char* buffer, size_t size, uint64_t bytes);
 // "0-1,4,6-7" for a CPU mask; "none" for an empty one.
 size_t format_cpus(char* buffer, size_t size, uint64_t mask);
+// "20 ms", "1 s", "500 us" or "1500 ns": the largest unit that divides the time exactly.
+size_t format_time(char* buffer, size_t size, uint64_t ns);
 
 // The same, as values that can be passed straight to a format call (for diagnostics).
 struct SizeText {
@@ -105,6 +161,15 @@ inline SizeText size_text(uint64_t bytes)
 {
     SizeText s{};
     format_size(s.text, sizeof s.text, bytes);
+    return s;
+}
+struct TimeText {
+    char text[32];
+};
+inline TimeText time_text(uint64_t ns)
+{
+    TimeText s{};
+    format_time(s.text, sizeof s.text, ns);
     return s;
 }
 struct CpuText {

@@ -41,6 +41,26 @@ const char* kind_name(Kind kind)
     return "?";
 }
 
+const char* scheduling_name(Scheduling scheduling)
+{
+    switch (scheduling) {
+    case Scheduling::RateMonotonic: return "rate-monotonic";
+    case Scheduling::Explicit: return "explicit";
+    }
+    return "?";
+}
+
+int partition_of_cpu(const Config& config, unsigned cpu)
+{
+    if (cpu >= kMaxCpus)
+        return -1;
+    size_t count = config.partition_count < kMaxPartitions ? config.partition_count : kMaxPartitions;
+    for (size_t i = 0; i < count; ++i)
+        if ((config.partitions[i].cpus & (uint64_t{1} << cpu)) != 0)
+            return static_cast<int>(i);
+    return -1;
+}
+
 namespace {
 
 unsigned long long ull(uint64_t v) { return static_cast<unsigned long long>(v); }
@@ -140,6 +160,47 @@ Result<uint64_t, NumberError> parse_size(const char* text, size_t length)
     if (number.value() > UINT64_MAX / multiplier)
         return fail(NumberError::Overflow);
     return number.value() * multiplier;
+}
+
+Result<uint64_t, NumberError> parse_time(const char* text, size_t length)
+{
+    if (text == nullptr || length == 0)
+        return fail(NumberError::Empty);
+    size_t digits = 0;
+    while (digits < length && text[digits] >= '0' && text[digits] <= '9')
+        ++digits;
+    if (digits == 0)
+        return fail(NumberError::NotANumber);
+    const char* unit = text + digits;
+    size_t unit_length = length - digits;
+    uint64_t multiplier = 0;
+    if (unit_length == 2 && unit[0] == 'n' && unit[1] == 's')
+        multiplier = 1;
+    else if (unit_length == 2 && unit[0] == 'u' && unit[1] == 's')
+        multiplier = kNsPerUs;
+    else if (unit_length == 2 && unit[0] == 'm' && unit[1] == 's')
+        multiplier = kNsPerMs;
+    else if (unit_length == 1 && unit[0] == 's')
+        multiplier = kNsPerS;
+    else
+        return fail(NumberError::BadSuffix);
+    auto number = parse_number(text, digits);
+    if (!number)
+        return fail(number.error());
+    if (number.value() > UINT64_MAX / multiplier)
+        return fail(NumberError::Overflow);
+    return number.value() * multiplier;
+}
+
+size_t format_time(char* buffer, size_t size, uint64_t ns)
+{
+    if (ns != 0 && ns % kNsPerS == 0)
+        return format(buffer, size, "%llu s", ull(ns / kNsPerS));
+    if (ns != 0 && ns % kNsPerMs == 0)
+        return format(buffer, size, "%llu ms", ull(ns / kNsPerMs));
+    if (ns != 0 && ns % kNsPerUs == 0)
+        return format(buffer, size, "%llu us", ull(ns / kNsPerUs));
+    return format(buffer, size, "%llu ns", ull(ns));
 }
 
 size_t format_size(char* buffer, size_t size, uint64_t bytes)
@@ -255,13 +316,30 @@ NameProblem check_name(Text t)
     return NameProblem::None;
 }
 
-enum class Section : uint8_t { Top, Monitor, Partition, Shared, Skipped };
+// The characters of a GRUB module name after "vlibos.app:".
+bool is_module_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+           c == '-';
+}
+
+// a + b, or UINT64_MAX if that overflows.
+uint64_t saturating_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
+enum class Section : uint8_t { Top, Monitor, Partition, Shared, App, Skipped };
 
 // Where each key was set (0 = not set) and whether its value was valid. A key with an invalid
 // value still counts as set, so one mistake does not also produce a "missing key" error.
 struct PartitionKeys {
-    unsigned kind, cpus, memory, base;
-    bool kind_ok, cpus_ok, memory_ok, base_ok;
+    unsigned kind, cpus, memory, base, scheduling;
+    bool kind_ok, cpus_ok, memory_ok, base_ok, scheduling_ok;
+};
+
+// `vcpu` may repeat: vcpu_lines counts its statements, valid or not (App::vcpus holds the valid ones).
+struct AppKeys {
+    unsigned module, cpu, memory, stack, args;
+    bool cpu_ok, memory_ok, stack_ok;
+    unsigned vcpu_lines;
 };
 
 struct SharedKeys {
@@ -294,7 +372,8 @@ private:
     Diagnostics& diag_;
     unsigned line_ = 0;
     Section section_ = Section::Top;
-    size_t index_ = 0;        // current partition or shared region
+    const char* line_start_ = nullptr; // of the current line, for column numbers
+    size_t index_ = 0;        // current partition, shared region or app
     char context_[40] = {};   // "partition 'rt'", for messages
     bool seen_statement_ = false;
     unsigned version_line_ = 0;
@@ -302,9 +381,11 @@ private:
     unsigned monitor_memory_line_ = 0;
     PartitionKeys pkeys_[kMaxPartitions] = {};
     SharedKeys skeys_[kMaxShared] = {};
+    AppKeys akeys_[kMaxApps] = {};
 
     void handle_line(Text raw)
     {
+        line_start_ = raw.p;
         if (raw.n > 0 && raw.p[raw.n - 1] == '\r')
             --raw.n; // CRLF line endings
         size_t content_end = raw.n;
@@ -378,16 +459,19 @@ private:
             return;
         }
         bool is_partition = equals(word, "partition");
-        if (!is_partition && !equals(word, "shared")) {
-            diag_.add("line %u: unknown section '[%s]' (expected [monitor], [partition NAME] or [shared NAME])",
+        bool is_app = equals(word, "app");
+        if (!is_partition && !is_app && !equals(word, "shared")) {
+            diag_.add("line %u: unknown section '[%s]' (expected [monitor], [partition NAME], [shared NAME] or "
+                      "[app NAME])",
                       line_, quote(inner).text);
             return;
         }
-        const char* what = is_partition ? "partition" : "shared";
+        const char* what = is_partition ? "partition" : is_app ? "app" : "shared";
         switch (check_name(name)) {
         case NameProblem::None: break;
         case NameProblem::Empty:
-            diag_.add("line %u: [%s] needs a name, as in [%s %s]", line_, what, what, is_partition ? "rt" : "rpc");
+            diag_.add("line %u: [%s] needs a name, as in [%s %s]", line_, what, what,
+                      is_partition ? "rt" : is_app ? "periodic" : "rpc");
             return;
         case NameProblem::TooLong:
             diag_.add("line %u: %s name '%s' is longer than %zu characters", line_, what, quote(name).text,
@@ -400,6 +484,8 @@ private:
         }
         if (is_partition)
             open_partition(name);
+        else if (is_app)
+            open_app(name);
         else
             open_shared(name);
     }
@@ -448,6 +534,30 @@ private:
         format(context_, sizeof context_, "shared '%s'", s.name);
     }
 
+    void open_app(Text name)
+    {
+        for (size_t i = 0; i < cfg_.app_count; ++i) {
+            App& a = cfg_.apps[i];
+            if (equals(name, a.name)) {
+                diag_.add("line %u: duplicate section [app %s] (first on line %u)", line_, a.name, a.line);
+                return;
+            }
+        }
+        if (cfg_.app_count == kMaxApps) {
+            diag_.add("line %u: too many apps (the limit is %zu)", line_, kMaxApps);
+            return;
+        }
+        index_ = cfg_.app_count++;
+        App& a = cfg_.apps[index_];
+        memcpy(a.name, name.p, name.n);
+        a.name[name.n] = '\0';
+        a.memory = kDefaultAppMemory;
+        a.stack = kDefaultAppStack;
+        a.line = line_;
+        section_ = Section::App;
+        format(context_, sizeof context_, "app '%s'", a.name);
+    }
+
     void key_value(Text content, bool first)
     {
         size_t key_len = find(content, '=');
@@ -475,6 +585,7 @@ private:
         case Section::Monitor: monitor_key(key, value); return;
         case Section::Partition: partition_key(key, value); return;
         case Section::Shared: shared_key(key, value); return;
+        case Section::App: app_key(key, value); return;
         }
     }
 
@@ -540,20 +651,22 @@ private:
         return false;
     }
 
-    // A memory size: non-zero and a whole number of `align` bytes.
-    bool memory_value(Text value, uint64_t align, uint64_t& out)
+    // A size for `key`: non-zero and a whole number of `align` bytes.
+    bool memory_value(Text value, uint64_t align, uint64_t& out, const char* key = "memory")
     {
-        if (!size_value("memory", value, out))
+        uint64_t size = 0;
+        if (!size_value(key, value, size))
             return false;
-        if (out == 0) {
-            diag_.add("line %u: %s: memory must not be zero", line_, context_);
+        if (size == 0) {
+            diag_.add("line %u: %s: %s must not be zero", line_, context_, key);
             return false;
         }
-        if (out % align != 0) {
-            diag_.add("line %u: %s: memory %s is not a multiple of %s", line_, context_, size_text(out).text,
+        if (size % align != 0) {
+            diag_.add("line %u: %s: %s %s is not a multiple of %s", line_, context_, key, size_text(size).text,
                       size_text(align).text);
             return false;
         }
+        out = size;
         return true;
     }
 
@@ -610,10 +723,247 @@ private:
                 k.base_ok = base_value(value, kPartitionAlign, p.memory.base);
                 p.memory.fixed = k.base_ok;
             }
+        } else if (equals(key, "scheduling")) {
+            if (!claim(k.scheduling, "scheduling", value))
+                return;
+            if (equals(value, "rate-monotonic"))
+                p.scheduling = Scheduling::RateMonotonic;
+            else if (equals(value, "explicit"))
+                p.scheduling = Scheduling::Explicit;
+            else {
+                diag_.add("line %u: %s: unknown scheduling '%s' (expected rate-monotonic or explicit)", line_,
+                          context_, quote(value).text);
+                return;
+            }
+            k.scheduling_ok = true;
         } else {
-            diag_.add("line %u: %s: unknown key '%s' (expected kind, cpus, memory or base)", line_, context_,
-                      quote(key).text);
+            diag_.add("line %u: %s: unknown key '%s' (expected kind, cpus, memory, base or scheduling)", line_,
+                      context_, quote(key).text);
         }
+    }
+
+    void app_key(Text key, Text value)
+    {
+        App& a = cfg_.apps[index_];
+        AppKeys& k = akeys_[index_];
+        if (equals(key, "module")) {
+            if (claim(k.module, "module", value))
+                module_value(value, a);
+        } else if (equals(key, "cpu")) {
+            if (claim(k.cpu, "cpu", value))
+                k.cpu_ok = app_cpu(value, a.cpu);
+        } else if (equals(key, "memory")) {
+            if (claim(k.memory, "memory", value))
+                k.memory_ok = memory_value(value, kAppAlign, a.memory);
+        } else if (equals(key, "stack")) {
+            if (claim(k.stack, "stack", value))
+                k.stack_ok = stack_value(value, a.stack);
+        } else if (equals(key, "args")) {
+            if (claim(k.args, "args", value))
+                args_value(value, a);
+        } else if (equals(key, "vcpu")) {
+            vcpu_line(value, a, k);
+        } else {
+            diag_.add("line %u: %s: unknown key '%s' (expected module, cpu, memory, stack, args or vcpu)", line_,
+                      context_, quote(key).text);
+        }
+    }
+
+    void module_value(Text value, App& a)
+    {
+        if (value.n > kMaxNameLength) {
+            diag_.add("line %u: %s: module name '%s' is longer than %zu characters", line_, context_,
+                      quote(value).text, kMaxNameLength);
+            return;
+        }
+        for (size_t i = 0; i < value.n; ++i) {
+            if (!is_module_char(value.p[i])) {
+                diag_.add("line %u: %s: module name '%s' is invalid: use only A-Z, a-z, 0-9, '_', '.' and '-'",
+                          line_, context_, quote(value).text);
+                return;
+            }
+        }
+        memcpy(a.module, value.p, value.n);
+        a.module[value.n] = '\0';
+    }
+
+    bool app_cpu(Text value, unsigned& out)
+    {
+        if (find(value, ',') < value.n || (value.n > 1 && find(Text{value.p + 1, value.n - 1}, '-') < value.n - 1)) {
+            diag_.add("line %u: %s: cpu takes one CPU number, not a list ('%s'): an app runs on one CPU", line_,
+                      context_, quote(value).text);
+            return false;
+        }
+        return cpu_number(value, out, "cpu");
+    }
+
+    bool stack_value(Text value, uint64_t& out)
+    {
+        uint64_t size = 0;
+        if (!memory_value(value, kAppAlign, size, "stack"))
+            return false;
+        if (size < kMinAppStack) {
+            diag_.add("line %u: %s: stack %s is below the minimum of %s", line_, context_, size_text(size).text,
+                      size_text(kMinAppStack).text);
+            return false;
+        }
+        out = size;
+        return true;
+    }
+
+    void args_value(Text value, App& a)
+    {
+        if (value.n > kMaxArgsLength) {
+            diag_.add("line %u: %s: args is %zu characters long; the limit is %zu", line_, context_, value.n,
+                      kMaxArgsLength);
+            return;
+        }
+        for (size_t i = 0; i < value.n; ++i) {
+            auto byte = static_cast<unsigned char>(value.p[i]);
+            if (byte < 0x20 || byte > 0x7e) {
+                diag_.add("line %u: %s: args: byte 0x%02x at column %zu is not printable ASCII", line_, context_,
+                          byte, static_cast<size_t>(value.p + i - line_start_) + 1);
+                return;
+            }
+        }
+        memcpy(a.args, value.p, value.n);
+        a.args[value.n] = '\0';
+    }
+
+    // Splits `t` at blanks into at most `max` words; returns how many there are (max + 1 if more).
+    static size_t split_words(Text t, Text* words, size_t max)
+    {
+        size_t count = 0;
+        size_t i = 0;
+        while (i < t.n) {
+            while (i < t.n && is_blank(t.p[i]))
+                ++i;
+            if (i == t.n)
+                break;
+            size_t start = i;
+            while (i < t.n && !is_blank(t.p[i]))
+                ++i;
+            if (count == max)
+                return max + 1;
+            words[count++] = Text{t.p + start, i - start};
+        }
+        return count;
+    }
+
+    // A VCPU's budget or period: a time with a unit, non-zero, at most kMaxVcpuPeriodNs.
+    bool time_value(const char* vcpu, const char* what, Text value, uint64_t& out)
+    {
+        auto time = parse_time(value.p, value.n);
+        if (time) {
+            out = time.value();
+            if (out == 0) {
+                diag_.add("line %u: %s: vcpu '%s': %s must not be zero", line_, context_, vcpu, what);
+                return false;
+            }
+            if (out > kMaxVcpuPeriodNs) {
+                diag_.add("line %u: %s: vcpu '%s': %s %s is longer than the limit of %s", line_, context_, vcpu,
+                          what, time_text(out).text, time_text(kMaxVcpuPeriodNs).text);
+                return false;
+            }
+            return true;
+        }
+        switch (time.error()) {
+        case NumberError::Empty:
+        case NumberError::NotANumber:
+            diag_.add("line %u: %s: vcpu '%s': %s '%s' is not a time (write an integer and a unit, as in 20ms)",
+                      line_, context_, vcpu, what, quote(value).text);
+            break;
+        case NumberError::BadSuffix: {
+            size_t digits = 0;
+            while (digits < value.n && value.p[digits] >= '0' && value.p[digits] <= '9')
+                ++digits;
+            diag_.add("line %u: %s: vcpu '%s': %s '%s' %s (use ns, us, ms or s)", line_, context_, vcpu, what,
+                      quote(value).text, digits == value.n ? "has no unit" : "has an unknown unit");
+            break;
+        }
+        case NumberError::Overflow:
+            diag_.add("line %u: %s: vcpu '%s': %s '%s' is longer than the limit of %s", line_, context_, vcpu, what,
+                      quote(value).text, time_text(kMaxVcpuPeriodNs).text);
+            break;
+        }
+        return false;
+    }
+
+    // "NAME BUDGET PERIOD [priority N]". Only a fully valid line is added to the app.
+    void vcpu_line(Text value, App& a, AppKeys& k)
+    {
+        ++k.vcpu_lines;
+        if (k.vcpu_lines > kMaxAppVcpus) {
+            if (k.vcpu_lines == kMaxAppVcpus + 1)
+                diag_.add("line %u: %s: too many vcpus (the limit is %zu per app)", line_, context_, kMaxAppVcpus);
+            return;
+        }
+        if (value.n == 0) {
+            diag_.add("line %u: %s: 'vcpu' has no value", line_, context_);
+            return;
+        }
+        Text words[6];
+        size_t n = split_words(value, words, 6);
+        if (n < 3) {
+            diag_.add("line %u: %s: vcpu '%s' is incomplete (expected NAME BUDGET PERIOD [priority N], as in "
+                      "'main 1ms 20ms')",
+                      line_, context_, quote(value).text);
+            return;
+        }
+        switch (check_name(words[0])) {
+        case NameProblem::None: break;
+        case NameProblem::Empty: return; // not possible: words are never empty
+        case NameProblem::TooLong:
+            diag_.add("line %u: %s: vcpu name '%s' is longer than %zu characters", line_, context_,
+                      quote(words[0]).text, kMaxNameLength);
+            return;
+        case NameProblem::BadChar:
+            diag_.add("line %u: %s: vcpu name '%s' is invalid: use only a-z, 0-9, '_' and '-'", line_, context_,
+                      quote(words[0]).text);
+            return;
+        }
+        VcpuSpec v{};
+        memcpy(v.name, words[0].p, words[0].n);
+        v.name[words[0].n] = '\0';
+        v.line = line_;
+        bool ok = time_value(v.name, "budget", words[1], v.budget_ns);
+        ok = time_value(v.name, "period", words[2], v.period_ns) && ok;
+        if (ok && v.budget_ns > v.period_ns) {
+            diag_.add("line %u: %s: vcpu '%s': budget %s is longer than its period %s", line_, context_, v.name,
+                      time_text(v.budget_ns).text, time_text(v.period_ns).text);
+            ok = false;
+        }
+        if (n > 3) {
+            if (!equals(words[3], "priority") || n > 5) {
+                Text extra = equals(words[3], "priority") ? words[5] : words[3];
+                diag_.add("line %u: %s: vcpu '%s': unexpected '%s' after the period (only 'priority N' may follow)",
+                          line_, context_, v.name, quote(extra).text);
+                ok = false;
+            } else if (n == 4) {
+                diag_.add("line %u: %s: vcpu '%s': 'priority' needs a number", line_, context_, v.name);
+                ok = false;
+            } else {
+                auto number = parse_number(words[4].p, words[4].n);
+                if (!number || number.value() > UINT32_MAX) {
+                    diag_.add("line %u: %s: vcpu '%s': priority '%s' is not a number from 0 to %u", line_,
+                              context_, v.name, quote(words[4]).text, UINT32_MAX);
+                    ok = false;
+                } else {
+                    v.priority = static_cast<uint32_t>(number.value());
+                    v.has_priority = true;
+                }
+            }
+        }
+        for (size_t i = 0; i < a.vcpu_count; ++i) {
+            if (strcmp(a.vcpus[i].name, v.name) == 0) {
+                diag_.add("line %u: %s: vcpu '%s' is already defined on line %u", line_, context_, v.name,
+                          a.vcpus[i].line);
+                ok = false;
+                break;
+            }
+        }
+        if (ok)
+            a.vcpus[a.vcpu_count++] = v;
     }
 
     void shared_key(Text key, Text value)
@@ -653,11 +1003,11 @@ private:
         }
     }
 
-    bool cpu_number(Text t, unsigned& out)
+    bool cpu_number(Text t, unsigned& out, const char* key = "cpus")
     {
         auto number = parse_number(t.p, t.n);
         if (!number && number.error() != NumberError::Overflow) {
-            diag_.add("line %u: %s: cpus: '%s' is not a CPU number", line_, context_, quote(t).text);
+            diag_.add("line %u: %s: %s: '%s' is not a CPU number", line_, context_, key, quote(t).text);
             return false;
         }
         if (!number || number.value() >= kMaxCpus) {
@@ -763,6 +1113,8 @@ private:
         check_kinds();
         check_cpu_overlap();
         check_shared();
+        check_apps();
+        check_app_memory();
     }
 
     void check_fixed(const char* what, const char* name, unsigned line, const MemorySpec& m, bool both_ok)
@@ -784,6 +1136,9 @@ private:
             if (k.memory == 0)
                 diag_.add("line %u: partition '%s': missing 'memory'", p.line, p.name);
             check_fixed("partition", p.name, p.line, p.memory, k.memory_ok && k.base_ok);
+            if (k.scheduling != 0 && k.kind_ok && p.kind != Kind::Rt)
+                diag_.add("line %u: partition '%s': 'scheduling' applies only to kind = rt partitions", k.scheduling,
+                          p.name);
         }
     }
 
@@ -840,6 +1195,115 @@ private:
             check_fixed("shared", s.name, s.line, s.memory, k.memory_ok && k.base_ok);
             if (k.between_ok)
                 resolve_between(s, k);
+        }
+    }
+
+    // CPUs of the valid kind = rt partitions, for hints.
+    uint64_t rt_cpus() const
+    {
+        uint64_t mask = 0;
+        for (size_t i = 0; i < cfg_.partition_count; ++i)
+            if (pkeys_[i].kind_ok && pkeys_[i].cpus_ok && cfg_.partitions[i].kind == Kind::Rt)
+                mask |= cfg_.partitions[i].cpus;
+        return mask;
+    }
+
+    // The rt partition an app runs in, or -1 (with a message if the app's cpu is not an rt cpu).
+    int app_partition(const App& a, const AppKeys& k)
+    {
+        if (!k.cpu_ok)
+            return -1;
+        bool all_known = true;
+        for (size_t i = 0; i < cfg_.partition_count; ++i)
+            all_known &= pkeys_[i].cpus_ok && pkeys_[i].kind_ok;
+        int owner = partition_of_cpu(cfg_, a.cpu);
+        if (owner < 0) {
+            if (all_known) // otherwise a partition with a broken cpu list might have held it
+                diag_.add("line %u: app '%s': cpu %u is in no partition; an app needs a cpu of the rt partition "
+                          "(rt cpus: %s)",
+                          k.cpu, a.name, a.cpu, cpu_text(rt_cpus()).text);
+            return -1;
+        }
+        const auto index = static_cast<size_t>(owner);
+        const Partition& p = cfg_.partitions[index];
+        if (!pkeys_[index].kind_ok || !pkeys_[index].cpus_ok)
+            return -1;
+        if (p.kind != Kind::Rt) {
+            diag_.add("line %u: app '%s': cpu %u belongs to partition '%s' (kind = %s); an app needs a cpu of the "
+                      "rt partition (rt cpus: %s)",
+                      k.cpu, a.name, a.cpu, p.name, kind_name(p.kind), cpu_text(rt_cpus()).text);
+            return -1;
+        }
+        return owner;
+    }
+
+    void check_apps()
+    {
+        for (size_t i = 0; i < cfg_.app_count; ++i) {
+            const App& a = cfg_.apps[i];
+            const AppKeys& k = akeys_[i];
+            if (k.module == 0)
+                diag_.add("line %u: app '%s': missing 'module' (its ELF is the GRUB module vlibos.app:MODULE)", a.line,
+                          a.name);
+            if (k.cpu == 0)
+                diag_.add("line %u: app '%s': missing 'cpu' (one cpu of the rt partition)", a.line, a.name);
+            if (k.vcpu_lines == 0)
+                diag_.add("line %u: app '%s': missing 'vcpu' (at least one: vcpu = NAME BUDGET PERIOD)", a.line,
+                          a.name);
+            bool memory_known = k.memory == 0 || k.memory_ok;
+            bool stack_known = k.stack == 0 || k.stack_ok;
+            if (memory_known && stack_known && a.stack >= a.memory)
+                diag_.add("line %u: app '%s': stack %s must be smaller than memory %s (which also holds the app's "
+                          "segments)",
+                          k.stack != 0 ? k.stack : k.memory != 0 ? k.memory : a.line, a.name, size_text(a.stack).text,
+                          size_text(a.memory).text);
+            int owner = app_partition(a, k);
+            if (owner >= 0)
+                check_priorities(a, cfg_.partitions[owner], pkeys_[owner]);
+        }
+    }
+
+    void check_priorities(const App& a, const Partition& p, const PartitionKeys& k)
+    {
+        if (k.scheduling != 0 && !k.scheduling_ok)
+            return; // unknown scheduling: already reported
+        for (size_t v = 0; v < a.vcpu_count; ++v) {
+            const VcpuSpec& vcpu = a.vcpus[v];
+            if (p.scheduling == Scheduling::Explicit && !vcpu.has_priority)
+                diag_.add("line %u: app '%s': vcpu '%s' needs 'priority N' (partition '%s' has scheduling = explicit)",
+                          vcpu.line, a.name, vcpu.name, p.name);
+            if (p.scheduling == Scheduling::RateMonotonic && vcpu.has_priority)
+                diag_.add("line %u: app '%s': vcpu '%s': 'priority' needs scheduling = explicit (partition '%s' is "
+                          "rate-monotonic)",
+                          vcpu.line, a.name, vcpu.name, p.name);
+        }
+    }
+
+    // The apps of an rt partition live in its memory, next to kRtMonitorReserve for the monitor.
+    void check_app_memory()
+    {
+        for (size_t i = 0; i < cfg_.partition_count; ++i) {
+            const Partition& p = cfg_.partitions[i];
+            const PartitionKeys& pk = pkeys_[i];
+            if (!pk.kind_ok || !pk.cpus_ok || !pk.memory_ok || p.kind != Kind::Rt)
+                continue;
+            uint64_t used = 0;
+            size_t apps = 0;
+            for (size_t j = 0; j < cfg_.app_count; ++j) {
+                const App& a = cfg_.apps[j];
+                const AppKeys& ak = akeys_[j];
+                if (!ak.cpu_ok || (ak.memory != 0 && !ak.memory_ok) || partition_of_cpu(cfg_, a.cpu) != static_cast<int>(i))
+                    continue;
+                used = saturating_add(used, a.memory);
+                ++apps;
+            }
+            if (apps == 0 || saturating_add(used, kRtMonitorReserve) <= p.memory.size)
+                continue;
+            uint64_t room = p.memory.size > kRtMonitorReserve ? p.memory.size - kRtMonitorReserve : 0;
+            diag_.add("line %u: partition '%s': its %zu app%s need %s but only %s of its %s are for apps (%s stay for "
+                      "the monitor)",
+                      p.line, p.name, apps, apps == 1 ? "" : "s", size_text(used).text, size_text(room).text,
+                      size_text(p.memory.size).text, size_text(kRtMonitorReserve).text);
         }
     }
 

@@ -163,7 +163,8 @@ TEST_CASE("config: section headers", "[config]")
     REQUIRE_ERROR(parse_text(header() + "[partition rt\n"), "line 4: section header is missing ']'");
     REQUIRE_ERROR(parse_text(header() + "[partition rt] x\n"), "line 4: unexpected text after ']'");
     REQUIRE_ERROR(parse_text(header() + "[cell x]\n"),
-                  "line 4: unknown section '[cell x]' (expected [monitor], [partition NAME] or [shared NAME])");
+                  "line 4: unknown section '[cell x]' (expected [monitor], [partition NAME], [shared NAME] or [app "
+                  "NAME])");
     REQUIRE_ERROR(parse_text(with_line(2, "[monitor main]")), "line 2: [monitor] takes no name");
     REQUIRE_ERROR(parse_text(with_line(4, "[partition]")), "line 4: [partition] needs a name, as in [partition rt]");
     REQUIRE_ERROR(parse_text(with_line(12, "[shared]")), "line 12: [shared] needs a name, as in [shared rpc]");
@@ -182,7 +183,7 @@ TEST_CASE("config: keys are checked per section", "[config]")
                   "line 2: 'memory' must be inside a section such as [partition NAME]");
     REQUIRE_ERROR(parse_text(with_line(3, "size = 32M")), "line 3: monitor: unknown key 'size' (expected memory)");
     REQUIRE_ERROR(parse_text(with_line(5, "type = rt")),
-                  "line 5: partition 'rt': unknown key 'type' (expected kind, cpus, memory or base)");
+                  "line 5: partition 'rt': unknown key 'type' (expected kind, cpus, memory, base or scheduling)");
     REQUIRE_ERROR(parse_text(with_line(5, "Kind = rt")), "unknown key 'Kind'");
     REQUIRE_ERROR(parse_text(with_line(14, "cpus = 0")),
                   "line 14: shared 'rpc': unknown key 'cpus' (expected memory, base or between)");
@@ -473,6 +474,27 @@ TEST_CASE("config: the default configurations parse", "[config]")
         CHECK(p->config.monitor_memory == 32 * MiB);
         CHECK(p->config.partitions[0].kind == Kind::Rt);
         CHECK((p->config.partitions[0].cpus & 1) == 1);
+        CHECK(p->config.partitions[0].scheduling == Scheduling::RateMonotonic);
+        // Each runs the demo app on an rt cpu: 0 where the rt partition has one cpu, else 1.
+        REQUIRE(p->config.app_count == 1);
+        const App& app = p->config.apps[0];
+        CHECK(std::string(app.name) == "periodic");
+        CHECK(std::string(app.module) == "periodic");
+        CHECK(app.cpu == (std::string(name) == "4cpu.cfg" ? 1u : 0u));
+        CHECK(partition_of_cpu(p->config, app.cpu) == 0);
+        CHECK(app.memory == 2 * MiB);
+        CHECK(app.stack == 64 * KiB);
+        CHECK(std::string(app.args) == "periods=100");
+        REQUIRE(app.vcpu_count == 4);
+        const char* names[] = {"main", "fast", "mid", "slow"};
+        const uint64_t budgets_ms[] = {1, 1, 2, 4};
+        const uint64_t periods_ms[] = {20, 5, 10, 40};
+        for (size_t v = 0; v < 4; ++v) {
+            CHECK(std::string(app.vcpus[v].name) == names[v]);
+            CHECK(app.vcpus[v].budget_ns == budgets_ms[v] * 1'000'000);
+            CHECK(app.vcpus[v].period_ns == periods_ms[v] * 1'000'000);
+            CHECK_FALSE(app.vcpus[v].has_priority);
+        }
     }
 }
 
@@ -503,7 +525,9 @@ TEST_CASE("config: malformed input never crashes", "[config]")
     {
         const std::string alphabet = "[]=#,- \t\n\r0123456789xKMGabcdefghijklmnopqrstuvwxyz_\xff";
         const char* words[] = {"version", "monitor", "partition", "shared", "memory", "cpus", "kind", "base",
-                               "between", "rt", "linux", "= ", "\n", "[", "]", "0x", "64M", "0-3", ","};
+                               "between", "rt", "linux", "= ", "\n", "[", "]", "0x", "64M", "0-3", ",",
+                               "app", "module", "cpu", "stack", "args", "vcpu", "scheduling", "explicit",
+                               "rate-monotonic", "priority", "1ms", "20ms", " "};
         for (int round = 0; round < 2000; ++round) {
             std::string text;
             size_t pieces = rng() % 200;
@@ -518,8 +542,14 @@ TEST_CASE("config: malformed input never crashes", "[config]")
     }
     SECTION("mutations of a valid file")
     {
+        // kValid, and kValid with an app and an explicit-priority rt partition.
+        std::string with_app = kValid;
+        with_app.replace(with_app.find("memory = 64M\n"), 13, "memory = 64M\nscheduling = explicit\n");
+        with_app += "[app periodic]\nmodule = periodic\ncpu = 1\nmemory = 2M\nstack = 8K\nargs = n=1\n"
+                    "vcpu = main 1ms 20ms priority 1\nvcpu = fast 500us 5ms priority 0\n";
+        REQUIRE(parse_text(with_app)->ok);
         for (int round = 0; round < 3000; ++round) {
-            std::string text = kValid;
+            std::string text = round % 2 == 0 ? std::string(kValid) : with_app;
             int edits = 1 + static_cast<int>(rng() % 4);
             for (int e = 0; e < edits && !text.empty(); ++e) {
                 size_t at = rng() % text.size();
