@@ -94,6 +94,7 @@ class Emulator:
         stem = os.path.splitext(serial_log)[0]
         self.stem = stem
         self.output_log = stem + "." + self.name + ".out"  # the emulator's own stdout/stderr
+        self.com2_log = stem + ".com2.log"  # COM2: the Linux VM's console
         self.proc = None
 
     def check(self):
@@ -152,6 +153,7 @@ class Qemu(Emulator):
             "-display", "none", "-no-reboot", "-monitor", "none",
             "-cdrom", self.iso, "-boot", "d",
             "-serial", "file:" + self.serial_log,
+            "-serial", "file:" + self.com2_log,
             "-d", "cpu_reset,guest_errors", "-D", self.debug_log,
         ]
 
@@ -236,6 +238,7 @@ class Bochs(Emulator):
             "ata0-master: type=cdrom, path=\"%s\", status=inserted" % os.path.abspath(self.iso),
             "boot: cdrom",
             "com1: enabled=1, mode=file, dev=\"%s\"" % os.path.abspath(self.serial_log),
+            "com2: enabled=1, mode=file, dev=\"%s\"" % os.path.abspath(self.com2_log),
             "display_library: term",
             "mouse: enabled=0",
             "speaker: enabled=0",  # its ALSA back end crashes Bochs when there is no sound card

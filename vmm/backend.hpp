@@ -29,12 +29,23 @@ const char* describe(VmError error);
 // Where and how a vCPU starts.
 struct EntryState {
     enum class Mode : uint8_t {
-        Real16,  // real mode, CS:IP = (rip >> 4):(rip & 0xf) style: cs_base = rip & ~0xffff, ip = rip & 0xffff
+        Real16,       // real mode, CS:IP = (rip >> 4):(rip & 0xf) style: cs_base = rip & ~0xffff, ip = rip & 0xffff
+        Protected32,  // protected mode, paging off, flat 4 GiB segments (the Linux 32-bit boot protocol)
     };
     Mode mode = Mode::Real16;
-    uint64_t rip = 0;   // linear start address (below 1 MiB for Real16)
+    uint64_t rip = 0;   // linear start address (below 1 MiB for Real16, 4 GiB for Protected32)
     uint64_t rsp = 0;
+    // Protected32: the selectors of the flat code (execute/read) and data (read/write) segments,
+    // and the GDT that holds them (guest-physical; the guest reloads segments from it).
+    uint16_t code_selector = 0;
+    uint16_t data_selector = 0;
+    uint64_t gdtr_base = 0;
+    uint16_t gdtr_limit = 0;
 };
+
+// Whether `entry` is one the backends accept: an entry point the mode can address, and for
+// Protected32 non-null, distinct selectors inside the GDT limit.
+bool entry_state_valid(const EntryState& entry);
 
 // Gives backends zeroed, page-aligned host memory for VMCS/VMCB, bitmaps and nested page
 // tables. The kernel implements it over the monitor pool, under a lock.

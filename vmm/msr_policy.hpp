@@ -27,6 +27,20 @@ struct MsrVerdict {
     MsrReason reason;
 };
 
+// MSRs that are part of the guest's own CPU state and go straight to the hardware (no exit):
+// EFER (the guest enters long mode itself); FS/GS base and KERNEL_GS_BASE (a 64-bit kernel's
+// per-CPU data); STAR/LSTAR/CSTAR/SFMASK and SYSENTER_CS/ESP/EIP (its system-call entry).
+// Safe because they are switched with the guest on every entry and exit (VMX: the VMCS guest
+// and host state for EFER, FS/GS base and SYSENTER; SVM: VMRUN plus VMLOAD/VMSAVE of the guest
+// VMCB), or because the monitor never uses them on a CPU that runs a VM (VMX: KERNEL_GS_BASE,
+// STAR, LSTAR, CSTAR, SFMASK serve only ring-3 RT applications, which run on RT cores only).
+inline constexpr uint32_t kGuestStateMsrs[] = {
+    0xc000'0080,                                      // IA32_EFER
+    0xc000'0100, 0xc000'0101, 0xc000'0102,            // FS_BASE, GS_BASE, KERNEL_GS_BASE
+    0xc000'0081, 0xc000'0082, 0xc000'0083, 0xc000'0084,  // STAR, LSTAR, CSTAR, SFMASK
+    0x174, 0x175, 0x176,                              // SYSENTER_CS, _ESP, _EIP
+};
+
 class MsrPolicy {
 public:
     static constexpr uint8_t kGeneralProtection = 13;  // #GP

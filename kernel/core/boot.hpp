@@ -49,6 +49,15 @@ void discover_platform(Machine& machine);
 // boot_memory.cpp: usable RAM from the Multiboot2 map minus what the monitor already uses.
 void discover_memory(Machine& machine);
 
+// boot_memory.cpp: the GRUB module whose string is exactly "<kind>:<name>" (e.g.
+// "vlibos.app:periodic"), or nullptr.
+const mb2::Module* find_boot_module(const Machine& machine, const char* kind, const char* name);
+
+// run_state.cpp: the run ends (status 0) when the last of its activities (RT cores with
+// applications, the Linux VM) has ended. Each calls activity_ended() once.
+void activities_expected(uint32_t count);
+void activity_ended(const char* what);
+
 // partitions.cpp: choose, parse and validate the configuration, then give every range an owner.
 void load_configuration(Machine& machine, const char* requested_name);
 void assign_partitions(Machine& machine);

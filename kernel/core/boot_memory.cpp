@@ -58,4 +58,16 @@ void discover_memory(Machine& machine)
                    static_cast<unsigned long long>(machine.free_ram.total() >> 20));
 }
 
+const mb2::Module* find_boot_module(const Machine& machine, const char* kind, const char* name)
+{
+    size_t kind_length = __builtin_strlen(kind);
+    for (size_t i = 0; i < machine.boot.module_count; ++i) {
+        const char* cmdline = machine.boot.modules[i].cmdline;
+        if (cmdline != nullptr && __builtin_strncmp(cmdline, kind, kind_length) == 0 && cmdline[kind_length] == ':' &&
+            __builtin_strcmp(cmdline + kind_length + 1, name) == 0)
+            return &machine.boot.modules[i];
+    }
+    return nullptr;
+}
+
 } // namespace vlibos

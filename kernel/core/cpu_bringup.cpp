@@ -14,6 +14,7 @@
 #include "core/panic.hpp"
 #include "core/percpu.hpp"
 #include "core/rt_core.hpp"
+#include "vmm/runtime/linux_vm.hpp"
 #include "vmm/runtime/vm_tests.hpp"
 
 namespace vlibos {
@@ -113,7 +114,10 @@ void application_processor_entry(void* argument)
         run_selftest_on_this_cpu(g_selftest);
     if (vmm::vm_tests_requested())
         vmm::vm_test_cpu_main(g_machine, cpu->index);
-    rt_core::ap_main(g_machine);
+    rt_core::wait_for_load();
+    if (vmm::runs_linux_boot_vcpu(g_machine, cpu->index))
+        vmm::linux_vm_main(g_machine, cpu->index);
+    rt_core::run_this_cpu(g_machine);
 }
 
 // Starts one application processor and waits for its report; any failure halts the system

@@ -6,6 +6,7 @@
 #include "core/panic.hpp"
 #include "core/percpu.hpp"
 #include "core/rt_core.hpp"
+#include "vmm/runtime/linux_vm.hpp"
 #include "vmm/runtime/vm_tests.hpp"
 
 using InitFunction = void (*)();
@@ -74,8 +75,12 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint64_t info_phys)
         bool passed = vmm::supervise_vm_tests(machine);
         halt_system(static_cast<int>(passed ? ExitStatus::Ok : ExitStatus::VmTestFailed));
     }
-    if (rt_core::load_applications(machine) == 0) {
-        console::print("vlibos: no RT application to run; powering off\n");
+    // The Linux VM counts as an activity before any CPU may end one (the load releases the APs).
+    bool linux_vm = vmm::linux_vm_configured(machine);
+    if (linux_vm)
+        activities_expected(1);
+    if (rt_core::load_applications(machine) == 0 && !linux_vm) {
+        console::print("vlibos: no RT application and no Linux kernel to run; powering off\n");
         halt_system(static_cast<int>(ExitStatus::Ok));
     }
     rt_core::run_this_cpu(machine);

@@ -20,16 +20,6 @@ char g_config_text[config::kMaxTextLength + 1];
 // One bit per 4 KiB frame below kFrameBitmapLimit.
 uint64_t g_frame_bitmap[kFrameBitmapLimit / mm::PAGE_SIZE / 64];
 
-const mb2::Module* find_config_module(const Machine& machine, const char* name)
-{
-    size_t prefix = sizeof(kModulePrefix) - 1;
-    for (size_t i = 0; i < machine.boot.module_count; ++i) {
-        const char* cmdline = machine.boot.modules[i].cmdline;
-        if (strncmp(cmdline, kModulePrefix, prefix) == 0 && strcmp(cmdline + prefix, name) == 0)
-            return &machine.boot.modules[i];
-    }
-    return nullptr;
-}
 
 void list_config_modules(const Machine& machine, FormatBuffer<256>& out)
 {
@@ -81,7 +71,7 @@ void load_configuration(Machine& machine, const char* requested_name)
     else
         format(name, sizeof(machine.config_name), "%ucpu", machine.cpu_count);
 
-    const mb2::Module* module = find_config_module(machine, name);
+    const mb2::Module* module = find_boot_module(machine, "vlibos.config", name);
     if (module == nullptr) {
         FormatBuffer<256> available;
         list_config_modules(machine, available);

@@ -107,10 +107,9 @@ rt::VcpuId pick_or_idle(Core& core)
     x86::Lapic::stop_timer();
     rt_print(core, "vlibos: rt: cpu %u: all applications ended\n", core.cpu);
     core.out.flush();
-    if (__atomic_sub_fetch(&g_cores_running, 1, __ATOMIC_ACQ_REL) == 0) {
-        console::print("vlibos: rt: every application has ended; powering off\n");
-        halt_system(static_cast<int>(ExitStatus::Ok));
-    }
+    char what[32];
+    format(what, sizeof what, "the RT applications of cpu %u", core.cpu);
+    activity_ended(what);
     this_cpu()->state = CpuState::Parked;
     x86::halt_forever();
 }
@@ -147,8 +146,6 @@ void report_fault(Core& core, const App& app, rt::VcpuId id, const x86::Interrup
 } // namespace
 
 namespace internal {
-
-volatile uint32_t g_cores_running = 0;
 
 uint64_t ns_to_ticks(uint64_t ns)
 {

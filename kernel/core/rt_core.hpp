@@ -67,8 +67,8 @@ size_t load_applications(Machine& machine);
 // Every CPU ends up here once the boot CPU has loaded the applications: RT CPUs with
 // applications run them until all have ended; the last one to finish ends the run.
 [[noreturn]] void run_this_cpu(Machine& machine);
-// APs: waits for the boot CPU's load, then run_this_cpu().
-[[noreturn]] void ap_main(Machine& machine);
+// APs: waits until the boot CPU has loaded the applications (and counted the run's activities).
+void wait_for_load();
 
 // From interrupt_dispatch for every entry from ring 3 (CS.RPL = 3, or the SYSCALL pseudo-vector).
 void handle_user_trap(x86::InterruptFrame& frame);
@@ -81,8 +81,6 @@ namespace vlibos::rt_core::internal {
 constexpr size_t kMaxApps = config::kMaxApps;
 extern App g_apps[kMaxApps];
 extern size_t g_app_count;
-// RT CPUs that still have live applications (set by the loader); the last to reach 0 ends the run.
-extern volatile uint32_t g_cores_running;
 
 uint64_t ns_to_ticks(uint64_t ns);
 uint64_t ticks_to_ns(uint64_t ticks);

@@ -31,17 +31,6 @@ alignas(Core) uint8_t g_core_storage[kMaxCpus][sizeof(Core)];
 // Next free byte of each partition's memory for application RAM.
 uint64_t g_partition_cursor[config::kMaxPartitions];
 
-const mb2::Module* find_app_module(const Machine& machine, const char* module)
-{
-    static constexpr char kPrefix[] = "vlibos.app:";
-    for (size_t i = 0; i < machine.boot.module_count; ++i) {
-        const char* cmdline = machine.boot.modules[i].cmdline;
-        if (cmdline != nullptr && __builtin_strncmp(cmdline, kPrefix, sizeof(kPrefix) - 1) == 0 &&
-            __builtin_strcmp(cmdline + sizeof(kPrefix) - 1, module) == 0)
-            return &machine.boot.modules[i];
-    }
-    return nullptr;
-}
 
 Core& core_of(Machine& machine, uint32_t cpu)
 {
@@ -122,7 +111,7 @@ bool build_address_space(Machine& machine, App& app, const uint8_t* image, uint6
 bool load_one(Machine& machine, App& app)
 {
     const config::App& cfg = *app.config;
-    const mb2::Module* module = find_app_module(machine, cfg.module);
+    const mb2::Module* module = find_boot_module(machine, "vlibos.app", cfg.module);
     if (module == nullptr) {
         console::print("vlibos: rt: app '%s' not started: no GRUB module 'vlibos.app:%s' (add it with "
                        "tools/mkiso --app %s=FILE)\n",
@@ -224,16 +213,15 @@ size_t load_applications(Machine& machine)
     uint32_t cores = 0;
     for (uint32_t cpu = 0; cpu < machine.cpu_count; ++cpu)
         cores += g_cpus[cpu].rt != nullptr && g_cpus[cpu].rt->live_apps > 0 ? 1 : 0;
-    g_cores_running = cores;
+    activities_expected(cores);
     __atomic_store_n(&g_load_done, 1, __ATOMIC_RELEASE);
     return started;
 }
 
-void ap_main(Machine& machine)
+void wait_for_load()
 {
     while (__atomic_load_n(&g_load_done, __ATOMIC_ACQUIRE) == 0)
         x86::cpu_relax();
-    run_this_cpu(machine);
 }
 
 } // namespace vlibos::rt_core

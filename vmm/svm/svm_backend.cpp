@@ -13,6 +13,7 @@
 #include "vmm/svm/svm_cpu.hpp"
 #include "vmm/svm/svm_exit.hpp"
 #include "arch/x86_64/lapic_timer.hpp"
+#include "vmm/msr_policy.hpp"
 #include "vmm/svm/vmcb.hpp"
 #include "vmm/svm/vmcb_check.hpp"
 
@@ -58,9 +59,11 @@ constexpr uint16_t kRealModeData = seg_attr::kPresent | seg_attr::kCodeOrData | 
                                    seg_attr::kTypeAccessed;
 constexpr uint16_t kRealModeLdt = seg_attr::kPresent | seg_attr::kTypeLdt;
 constexpr uint16_t kRealModeTr = seg_attr::kPresent | seg_attr::kTypeBusyTss16;
+// Flat 32-bit segments for a Protected32 start (APM Vol. 2 §4.7): 4 GiB, G = 1, D/B = 1.
+constexpr uint32_t kFlatLimit = 0xffff'ffff;
+constexpr uint16_t kFlatCode32 = kRealModeCode | seg_attr::kDefaultBig | seg_attr::kGranularity;
+constexpr uint16_t kFlatData32 = kRealModeData | seg_attr::kDefaultBig | seg_attr::kGranularity;
 
-// The guest writes EFER itself to enter long mode; every other MSR exits (vmm/msr_policy.hpp).
-constexpr uint32_t kMsrPassThrough[] = {msr::kEfer};
 
 // What the CPU offers, read once (CPUID leaves 8000_0001, 8000_0008, 8000_000A; VM_CR).
 struct Features {
@@ -203,7 +206,9 @@ public:
         iopm_pa_ = iopm;
         msrpm_pa_ = msrpm;
         fill_iopm(reinterpret_cast<uint8_t*>(iopm));
-        fill_msrpm(reinterpret_cast<uint8_t*>(msrpm), kMsrPassThrough, sizeof(kMsrPassThrough) / sizeof(kMsrPassThrough[0]));
+        // The guest's own CPU-state MSRs pass through; every other MSR exits (vmm/msr_policy.hpp).
+        fill_msrpm(reinterpret_cast<uint8_t*>(msrpm), vmm::kGuestStateMsrs,
+                   sizeof(vmm::kGuestStateMsrs) / sizeof(vmm::kGuestStateMsrs[0]));
     }
 
     Status<VmError> prepare(const vmm::GuestMemory& memory, const vmm::EntryState& entry, uint16_t tag) override;
@@ -338,13 +343,25 @@ void SvmVcpu::load_real_mode_state(Vmcb& v, const vmm::EntryState& entry)
     s.rip = entry.rip & (kRealModeSegmentSpan - 1);
     s.rsp = entry.rsp;
     s.g_pat = kPatPowerOn;
+    if (entry.mode == vmm::EntryState::Mode::Protected32) {
+        Segment flat_data{entry.data_selector, kFlatData32, kFlatLimit, 0};
+        s.cs = Segment{entry.code_selector, kFlatCode32, kFlatLimit, 0};
+        s.ds = flat_data;
+        s.es = flat_data;
+        s.ss = flat_data;
+        s.fs = flat_data;
+        s.gs = flat_data;
+        s.gdtr = Segment{0, 0, entry.gdtr_limit, entry.gdtr_base};
+        s.cr0 = kCr0ExtensionType | kCr0ProtectionEnable;
+        s.rip = entry.rip;
+    }
 }
 
 Status<VmError> SvmVcpu::prepare(const vmm::GuestMemory& memory, const vmm::EntryState& entry, uint16_t tag)
 {
     if (tag == 0 || tag >= g_features.asid_count)
         return fail(VmError::BadEntryState);  // ASID 0 is the host's
-    if (entry.mode != vmm::EntryState::Mode::Real16 || entry.rip >= kRealModeAddressLimit)
+    if (!vmm::entry_state_valid(entry))
         return fail(VmError::BadEntryState);
 
     npt_.restart();

@@ -10,6 +10,7 @@
 #include "core/console.hpp"
 #include "core/percpu.hpp"
 #include "lib/format.hpp"
+#include "vmm/msr_policy.hpp"
 #include "vmm/vmx/controls.hpp"
 #include "vmm/vmx/ept.hpp"
 #include "vmm/vmx/exit_decode.hpp"
@@ -214,13 +215,14 @@ public:
         io_bitmap_b_ = TRY(pages.allocate_zeroed(1));
         msr_bitmap_ = TRY(pages.allocate_zeroed(1));
         ept_root_ = TRY(pages.allocate_zeroed(1));
-        // Every port and every MSR exits (§25.6.4, §25.6.9), except IA32_EFER: it is part of the
-        // VMCS guest state (saved and loaded on every exit and entry), so a guest may set LME and
-        // enter long mode on its own, as docs/virtualisation.md promises.
+        // Every port and every MSR exits (§25.6.4, §25.6.9), except the guest's own CPU-state
+        // MSRs (vmm::kGuestStateMsrs: EFER, segment bases, system-call entry), so a guest may
+        // enter long mode and run a 64-bit kernel on its own, as docs/virtualisation.md says.
         fill_ones(io_bitmap_a_, kBitmapBytes);
         fill_ones(io_bitmap_b_, kBitmapBytes);
         fill_ones(msr_bitmap_, kBitmapBytes);
-        pass_through_msr(x86::Msr::Efer);
+        for (uint32_t index : kGuestStateMsrs)
+            pass_through_msr(index);
         *reinterpret_cast<uint32_t*>(vmcs_) = basic::revision(g_caps.basic);  // §25.2
         VmxStatus status = insn::vmclear(vmcs_);
         if (!status.ok()) {
@@ -238,7 +240,7 @@ public:
             console::print("vmx: VPID 0 belongs to the host (SDM §27.2.1.1); a guest tag must be non-zero\n");
             return fail(VmError::BadEntryState);
         }
-        if (entry.mode != EntryState::Mode::Real16 || entry.rip >= kRealModeLimit)
+        if (!entry_state_valid(entry))
             return fail(VmError::BadEntryState);
         if ((g_caps.secondary_ctl.missing & secondary::kWbinvdExiting) != 0) {
             console::print("vmx: the CPU cannot set \"WBINVD exiting\" (SDM Table 25-7): a guest could flush "
@@ -417,9 +419,9 @@ public:
     }
 
 private:
-    void pass_through_msr(x86::Msr msr)
+    void pass_through_msr(uint32_t msr)
     {
-        msr_bitmap::Position at = msr_bitmap::read_position(static_cast<uint32_t>(msr));
+        msr_bitmap::Position at = msr_bitmap::read_position(msr);
         auto* bitmap = reinterpret_cast<uint8_t*>(msr_bitmap_);
         uint8_t clear = static_cast<uint8_t>(~(1u << at.bit));
         if (!at.covered)
@@ -604,6 +606,46 @@ private:
         ok &= Vmcs::write(Field::GuestInterruptibility, 0);
         ok &= Vmcs::write(Field::GuestPendingDebugExceptions, 0);
         ok &= Vmcs::write(Field::VmcsLinkPointer, ~uint64_t{0});  // no shadow VMCS (§25.4.2)
+        if (entry.mode == EntryState::Mode::Protected32)
+            ok &= write_protected_mode_state(entry);
+        return ok;
+    }
+
+    // Protected mode with paging off (unrestricted guest allows PG = 0, §27.3.1.1): flat 4 GiB
+    // segments from the entry's selectors, over the real-mode state written above.
+    bool write_protected_mode_state(const EntryState& entry)
+    {
+        namespace ar = access_rights;
+        constexpr uint32_t kFlatLimit = 0xffff'ffff;
+        constexpr uint32_t kFlatCode = ar::kRealModeCode | ar::kDefaultBig | ar::kGranularity;  // 0xc09b
+        constexpr uint32_t kFlatData = ar::kRealModeData | ar::kDefaultBig | ar::kGranularity;  // 0xc093
+        uint64_t cr0 = apply_fixed_bits(cr0::kExtensionType | cr0::kProtectionEnable,
+                                        guest_cr0_fixed0(g_caps.cr0_fixed0, true), g_caps.cr0_fixed1);
+        bool ok = true;
+        ok &= Vmcs::write(Field::GuestCr0, cr0);
+        ok &= Vmcs::write(Field::GuestRip, entry.rip);
+        ok &= Vmcs::write(Field::GuestCsSelector, entry.code_selector);
+        ok &= Vmcs::write(Field::GuestCsBase, 0);
+        ok &= Vmcs::write(Field::GuestCsLimit, kFlatLimit);
+        ok &= Vmcs::write(Field::GuestCsAccessRights, kFlatCode);
+        struct Segment {
+            Field selector, base, limit, access_rights;
+        };
+        const Segment data_segments[] = {
+            {Field::GuestEsSelector, Field::GuestEsBase, Field::GuestEsLimit, Field::GuestEsAccessRights},
+            {Field::GuestSsSelector, Field::GuestSsBase, Field::GuestSsLimit, Field::GuestSsAccessRights},
+            {Field::GuestDsSelector, Field::GuestDsBase, Field::GuestDsLimit, Field::GuestDsAccessRights},
+            {Field::GuestFsSelector, Field::GuestFsBase, Field::GuestFsLimit, Field::GuestFsAccessRights},
+            {Field::GuestGsSelector, Field::GuestGsBase, Field::GuestGsLimit, Field::GuestGsAccessRights},
+        };
+        for (const Segment& seg : data_segments) {
+            ok &= Vmcs::write(seg.selector, entry.data_selector);
+            ok &= Vmcs::write(seg.base, 0);
+            ok &= Vmcs::write(seg.limit, kFlatLimit);
+            ok &= Vmcs::write(seg.access_rights, kFlatData);
+        }
+        ok &= Vmcs::write(Field::GuestGdtrBase, entry.gdtr_base);
+        ok &= Vmcs::write(Field::GuestGdtrLimit, entry.gdtr_limit);
         return ok;
     }
 
