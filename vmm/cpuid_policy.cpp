@@ -29,10 +29,18 @@ CpuidResult filter_cpuid(uint32_t leaf, uint32_t subleaf, CpuidResult host, Vend
     switch (leaf) {
     case kLeafFeatures:
         // No nested virtualisation; no MONITOR/MWAIT (the guest would sleep without an exit);
-        // no PMU; no x2APIC or TSC-deadline until there is a virtual LAPIC.
-        r.ecx &= ~(kEcxVmx | kEcxMonitor | kEcxPdcm | kEcxX2apic | kEcxTscDeadline);
+        // no PMU; no x2APIC or TSC-deadline until there is a virtual LAPIC; no XSAVE (XSETBV
+        // would write the physical XCR0, so it exits and is not emulated yet), hence no AVX.
+        r.ecx &= ~(kEcxVmx | kEcxMonitor | kEcxPdcm | kEcxX2apic | kEcxTscDeadline | kEcxXsave | kEcxOsxsave |
+                   kEcxAvx);
         r.ecx |= kEcxHypervisor;
         r.ebx &= ~kEbxInitialApicIdMask;  // vCPU 0
+        break;
+    case kLeafStructuredFeatures:
+        // INVPCID raises #UD in a VMX guest unless "enable INVPCID" is set, which the VMX backend
+        // does not set; both backends offer the same CPU.
+        if (subleaf == 0)
+            r.ebx &= ~kEbxInvpcid;
         break;
     case kLeafMonitorMwait:
     case kLeafPerfMonitoring:
@@ -45,6 +53,7 @@ CpuidResult filter_cpuid(uint32_t leaf, uint32_t subleaf, CpuidResult host, Vend
         break;
     case kLeafExtFeatures:
         r.ecx &= ~(kExtEcxSvm | kExtEcxPerfCtrCore | kExtEcxMonitorx);
+        r.edx &= ~kExtEdxRdtscp;  // #UD under VMX without "enable RDTSCP" (not set)
         break;
     case kLeafAmdTopology:
         if (vendor == Vendor::Amd)

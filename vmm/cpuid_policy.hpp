@@ -20,6 +20,7 @@ namespace cpuid {
 // Leaves and bits the policy touches (Intel SDM Vol. 2A, CPUID; AMD APM Vol. 3, Appendix E).
 constexpr uint32_t kLeafFeatures = 0x1;
 constexpr uint32_t kLeafMonitorMwait = 0x5;
+constexpr uint32_t kLeafStructuredFeatures = 0x7;
 constexpr uint32_t kLeafPerfMonitoring = 0xa;
 constexpr uint32_t kLeafTopology = 0xb;          // x2APIC topology: EDX = x2APIC ID
 constexpr uint32_t kLeafTopologyV2 = 0x1f;       // V2 extended topology: EDX = x2APIC ID
@@ -35,6 +36,13 @@ constexpr uint32_t kEcxVmx = 1u << 5;
 constexpr uint32_t kEcxPdcm = 1u << 15;          // IA32_PERF_CAPABILITIES
 constexpr uint32_t kEcxX2apic = 1u << 21;
 constexpr uint32_t kEcxTscDeadline = 1u << 24;
+constexpr uint32_t kEcxXsave = 1u << 26;
+constexpr uint32_t kEcxOsxsave = 1u << 27;
+constexpr uint32_t kEcxAvx = 1u << 28;
+// Leaf 7 subleaf 0 EBX.
+constexpr uint32_t kEbxInvpcid = 1u << 10;
+// Leaf 0x80000001 EDX.
+constexpr uint32_t kExtEdxRdtscp = 1u << 27;
 constexpr uint32_t kEcxHypervisor = 1u << 31;
 // Leaf 1 EBX[31:24]: initial APIC ID.
 constexpr uint32_t kEbxInitialApicIdMask = 0xffu << 24;

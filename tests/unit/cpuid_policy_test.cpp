@@ -98,3 +98,17 @@ TEST_CASE("cpuid: other leaves pass through unchanged", "[vmm][cpuid]")
                 CHECK(filter_cpuid(leaf, sub, kAllOnes, v) == kAllOnes);
             }
 }
+
+TEST_CASE("CPUID policy: instructions the VMX backend does not enable are not offered", "[vmm][cpuid]")
+{
+    using namespace vlibos::vmm;
+    for (Vendor vendor : {Vendor::Intel, Vendor::Amd}) {
+        CpuidResult leaf7 = filter_cpuid(cpuid::kLeafStructuredFeatures, 0, CpuidResult{0, ~0u, ~0u, ~0u}, vendor);
+        CHECK((leaf7.ebx & cpuid::kEbxInvpcid) == 0);
+        CHECK((leaf7.ebx & ~cpuid::kEbxInvpcid) == ~cpuid::kEbxInvpcid);  // the rest passes
+        CpuidResult leaf1 = filter_cpuid(cpuid::kLeafFeatures, 0, CpuidResult{0, 0, ~0u, ~0u}, vendor);
+        CHECK((leaf1.ecx & (cpuid::kEcxXsave | cpuid::kEcxOsxsave | cpuid::kEcxAvx)) == 0);
+        CpuidResult ext = filter_cpuid(cpuid::kLeafExtFeatures, 0, CpuidResult{0, 0, 0, ~0u}, vendor);
+        CHECK((ext.edx & cpuid::kExtEdxRdtscp) == 0);
+    }
+}

@@ -11,6 +11,7 @@
 #include "vmm/backend.hpp"
 #include "vmm/cpuid_policy.hpp"
 #include "vmm/exit_stats.hpp"
+#include "vmm/guest_msrs.hpp"
 #include "vmm/io_policy.hpp"
 #include "vmm/linux/boot_layout.hpp"
 #include "vmm/linux/bzimage.hpp"
@@ -275,6 +276,7 @@ void linux_vm_main(Machine& machine, uint32_t cpu)
     regs.rsi = loaded.rsi;
     LinuxPorts ports;
     MsrPolicy msrs;
+    GuestMsrs guest_msrs(true);
     ExitStats stats;
     uint64_t started = x86::tsc::now();
     const char* why = nullptr;
@@ -304,6 +306,18 @@ void linux_vm_main(Machine& machine, uint32_t cpu)
             break;
         case ExitReason::MsrRead:
         case ExitReason::MsrWrite: {
+            uint64_t value = 0;
+            if (exit.reason == ExitReason::MsrRead && guest_msrs.read(exit.msr.index, value)) {
+                regs.rax = value & 0xffffffffu;
+                regs.rdx = value >> 32;
+                advance = true;
+                break;
+            }
+            if (exit.reason == ExitReason::MsrWrite &&
+                guest_msrs.write(exit.msr.index, (regs.rdx << 32) | (regs.rax & 0xffffffffu))) {
+                advance = true;
+                break;
+            }
             MsrVerdict verdict = exit.reason == ExitReason::MsrRead
                                      ? msrs.read(exit.msr.index)
                                      : msrs.write(exit.msr.index, (regs.rdx << 32) | (regs.rax & 0xffffffffu));
