@@ -498,6 +498,12 @@ def make_iso(args, iso):
         cmd += ["--config", args.config]
     if args.cmdline:
         cmd += ["--cmdline", args.cmdline]
+    if getattr(args, "linux_kernel", None):
+        cmd += ["--linux-kernel", args.linux_kernel]
+        if args.linux_initrd:
+            cmd += ["--linux-initrd", args.linux_initrd]
+        if args.linux_cmdline:
+            cmd += ["--linux-cmdline", args.linux_cmdline]
     # Every RT application of the build, as in the default ISO.
     for elf in sorted(glob.glob(os.path.join(args.apps_dir, "*.elf"))):
         cmd += ["--app", "%s=%s" % (os.path.splitext(os.path.basename(elf))[0], elf)]
@@ -533,7 +539,7 @@ def cmd_run(args):
         return 2
     log_path = os.path.abspath(args.log or os.path.join(args.run_dir,
                                                         "serial-%s.log" % args.emulator))
-    if args.config or args.cmdline:
+    if args.config or args.cmdline or args.linux_kernel:
         if args.iso:
             log("--iso cannot be combined with --config/--cmdline (they need a per-run ISO)")
             return 2
@@ -604,7 +610,11 @@ def main(argv):
                    help="seconds before giving up with status 124 (default: none)")
     r.add_argument("--config", help="config file, booted as vlibos.config=custom (per-run ISO)")
     r.add_argument("--cmdline", help="kernel command line (per-run ISO)")
-    r.add_argument("--log", help="serial log (default RUN_DIR/serial-EMULATOR.log)")
+    r.add_argument("--log", help="serial log (default RUN_DIR/serial-EMULATOR.log); COM2 (the Linux VM's "
+                   "console) goes to the same name with .com2.log")
+    r.add_argument("--linux-kernel", help="Linux bzImage for the Linux VM (per-run ISO)")
+    r.add_argument("--linux-initrd", help="its initramfs")
+    r.add_argument("--linux-cmdline", help="its command line")
     r.add_argument("--quiet", action="store_true", help="do not echo the serial console")
     add_common(r)
 

@@ -45,6 +45,7 @@ def parse_args(description):
     ap.add_argument("--apps-dir", help="built RT applications (*.elf), for per-run ISOs")
     ap.add_argument("--icount", type=int, help="QEMU: deterministic virtual time (2^N ns per instruction)")
     ap.add_argument("--scenario", help="for tests that run several scenarios")
+    ap.add_argument("--linux-dir", help="the guest kernel and initramfs (tools/vlibos linux)")
     return ap.parse_args()
 
 
@@ -76,7 +77,8 @@ def boot(args, cmdline=None, config=None):
     cmd = [sys.executable, RUNNER, "run", "--emulator", args.emulator, "--smp", str(args.smp),
            "--memory", str(args.memory), "--timeout", str(args.timeout), "--log", log,
            "--run-dir", args.run_dir]
-    if cmdline or config:
+    linux = getattr(args, "linux", None)
+    if cmdline or config or linux:
         if not args.kernel:
             raise SystemExit("this test needs --kernel")
         cmd += ["--kernel", args.kernel, "--configs", args.configs]
@@ -86,6 +88,8 @@ def boot(args, cmdline=None, config=None):
             cmd += ["--cmdline", cmdline]
         if config:
             cmd += ["--config", config]
+        if linux:
+            cmd += ["--linux-kernel", linux[0], "--linux-initrd", linux[1], "--linux-cmdline", linux[2]]
     else:
         if not args.iso:
             raise SystemExit("this test needs --iso")

@@ -28,16 +28,21 @@ RM_REFUSAL = ("vlibos: rt: app 'hello' vcpu 'extra' on cpu 0: admission refused:
               "(before 0.600000) would exceed the rate-monotonic bound n(2^(1/n)-1) = 0.828427 for n = 2 Main VCPUs")
 
 
-def check_periodic_set(c, b, emulator):
-    """Zero misses and full statistics for the periodic set, from the kernel and from the app."""
+def check_periodic_set(c, b, emulator, deadlines=True):
+    """Zero misses and full statistics for the periodic set, from the kernel and from the app.
+    With deadlines=False only that every job ran and the set finished (see test_linux_vm.py)."""
     kstats = {m.group(2): m for _, m in b.matching(KSTATS_RE) if m.group(1) == "periodic"}
     for task in TASKS:
         m = kstats.get(task)
         if not c.check(m is not None, "no kernel statistics line for periodic vcpu '%s'" % task):
             continue
         jobs, misses, worst, period = int(m.group(7)), int(m.group(8)), int(m.group(9)), int(m.group(6))
-        c.check(misses == 0, "periodic vcpu '%s': %d deadline misses (kernel)" % (task, misses))
         c.check(jobs >= PERIODS, "periodic vcpu '%s': %d jobs completed, expected >= %d" % (task, jobs, PERIODS))
+        if not deadlines:
+            print("test: figure %s vcpu %-4s misses %d, worst response %d us (deadlines not checked here)"
+                  % (emulator, task, misses, worst))
+            continue
+        c.check(misses == 0, "periodic vcpu '%s': %d deadline misses (kernel)" % (task, misses))
         c.check(0 < worst <= period, "periodic vcpu '%s': worst response %d us outside (0, T=%d us]" % (task, worst, period))
         c.check(int(m.group(11)) >= PERIODS - 1, "periodic vcpu '%s': only %s replenishments" % (task, m.group(11)))
     own = {m.group(1): m for _, m in b.matching(TASK_RE)}
@@ -46,7 +51,8 @@ def check_periodic_set(c, b, emulator):
         if not c.check(m is not None, "no self-measurement line for task '%s'" % task):
             continue
         c.check(int(m.group(2)) == PERIODS, "task %s ran %s periods" % (task, m.group(2)))
-        c.check(int(m.group(6)) == 0, "task %s reports %s misses" % (task, m.group(6)))
+        if deadlines:
+            c.check(int(m.group(6)) == 0, "task %s reports %s misses" % (task, m.group(6)))
         print("test: figure %s task %-4s jitter max %7.1f us avg %7.1f us, response max %8.1f us" % (
             emulator, task, int(m.group(3)) / 1e3, int(m.group(4)) / 1e3, int(m.group(5)) / 1e3))
     c.check(any(l.startswith("[periodic] periodic: done") for l in b.lines), "no 'periodic: done' line")

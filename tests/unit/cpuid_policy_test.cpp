@@ -24,7 +24,8 @@ TEST_CASE("cpuid: leaf 1 hides VMX, MONITOR, PDCM, x2APIC, TSC-deadline; sets hy
         CHECK((r.ecx & (1u << 21)) == 0);  // x2APIC
         CHECK((r.ecx & (1u << 24)) == 0);  // TSC-deadline
         CHECK((r.ecx & (1u << 31)) != 0);  // hypervisor present
-        CHECK(r.ecx == (~0u & ~((1u << 5) | (1u << 3) | (1u << 15) | (1u << 21) | (1u << 24))));
+        CHECK((r.ecx & (7u << 26)) == 0);  // XSAVE, OSXSAVE, AVX
+        CHECK(r.ecx == (~0u & ~((1u << 5) | (1u << 3) | (1u << 15) | (1u << 21) | (1u << 24) | (7u << 26))));
         CHECK(r.ebx == 0x00ff'ffffu);       // initial APIC ID 0, the rest kept
         CHECK(r.eax == ~0u);
         CHECK(r.edx == ~0u);
@@ -70,7 +71,7 @@ TEST_CASE("cpuid: SVM, MONITORX and the AMD PMU are hidden in 0x80000001; 0x8000
     CHECK(r.ecx == (~0u & ~((1u << 2) | (1u << 23) | (1u << 29))));
     CHECK(r.eax == ~0u);
     CHECK(r.ebx == ~0u);
-    CHECK(r.edx == ~0u);
+    CHECK(r.edx == (~0u & ~(1u << 27)));  // RDTSCP
     CHECK(filter_cpuid(0x8000'000a, 0, kAllOnes, Vendor::Amd) == CpuidResult{0, 0, 0, 0});
     CHECK(filter_cpuid(0x8000'000a, 0, kAllOnes, Vendor::Intel) == CpuidResult{0, 0, 0, 0});
 }
@@ -91,8 +92,12 @@ TEST_CASE("cpuid: MWAIT and PMU leaves are empty; topology reads vCPU 0", "[vmm]
 
 TEST_CASE("cpuid: other leaves pass through unchanged", "[vmm][cpuid]")
 {
+    // Leaf 7 beyond subleaf 0 is untouched (subleaf 0 loses INVPCID: see below).
     for (Vendor v : {Vendor::Intel, Vendor::Amd})
-        for (uint32_t leaf : {0x0u, 0x2u, 0x4u, 0x7u, 0xdu, 0x8000'0000u, 0x8000'0008u, 0xffff'ffffu})
+        for (uint32_t sub : {1u, 0xffff'ffffu})
+            CHECK(filter_cpuid(0x7, sub, kAllOnes, v) == kAllOnes);
+    for (Vendor v : {Vendor::Intel, Vendor::Amd})
+        for (uint32_t leaf : {0x0u, 0x2u, 0x4u, 0xdu, 0x8000'0000u, 0x8000'0008u, 0xffff'ffffu})
             for (uint32_t sub : {0u, 1u, 0xffff'ffffu}) {
                 CHECK(filter_cpuid(leaf, sub, kSample, v) == kSample);
                 CHECK(filter_cpuid(leaf, sub, kAllOnes, v) == kAllOnes);
