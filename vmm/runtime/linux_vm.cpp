@@ -18,6 +18,7 @@
 #include "vmm/linux/entry.hpp"
 #include "vmm/linux/low_memory.hpp"
 #include "vmm/msr_policy.hpp"
+#include "vmm/runtime/exit_helpers.hpp"
 #include "vmm/runtime/page_source.hpp"
 
 namespace vlibos::vmm {
@@ -288,17 +289,10 @@ void linux_vm_main(Machine& machine, uint32_t cpu)
         uint64_t exited = x86::tsc::now();
         bool advance = false;
         switch (exit.reason) {
-        case ExitReason::Cpuid: {
-            x86::CpuidResult host = x86::cpuid(static_cast<uint32_t>(regs.rax), static_cast<uint32_t>(regs.rcx));
-            CpuidResult seen = filter_cpuid(static_cast<uint32_t>(regs.rax), static_cast<uint32_t>(regs.rcx),
-                                            CpuidResult{host.eax, host.ebx, host.ecx, host.edx}, vendor);
-            regs.rax = seen.eax;
-            regs.rbx = seen.ebx;
-            regs.rcx = seen.ecx;
-            regs.rdx = seen.edx;
+        case ExitReason::Cpuid:
+            emulate_cpuid(regs, vendor);
             advance = true;
             break;
-        }
         case ExitReason::IoPort:
             if (!ports.handle(exit.io, regs))
                 why = "string port I/O (not emulated)";
@@ -343,9 +337,7 @@ void linux_vm_main(Machine& machine, uint32_t cpu)
         case ExitReason::Nmi:
             break;
         case ExitReason::ExternalInterrupt:
-            x86::enable_interrupts();
-            asm volatile("nop");
-            x86::disable_interrupts();
+            take_pending_host_interrupt();
             break;
         case ExitReason::Exception:
             if (exit.exception_vector == kVectorDebug || exit.exception_vector == kVectorAlignmentCheck)

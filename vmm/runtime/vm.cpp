@@ -9,6 +9,7 @@
 #include "vmm/hypercall.hpp"
 #include "vmm/io_policy.hpp"
 #include "vmm/msr_policy.hpp"
+#include "vmm/runtime/exit_helpers.hpp"
 
 namespace vlibos::vmm {
 
@@ -147,17 +148,10 @@ StopReport Vm::run(Vcpu& vcpu_ref, Vendor vendor, const VmSpec& spec)
         bool advance = false;
 
         switch (exit.reason) {
-        case ExitReason::Cpuid: {
-            x86::CpuidResult host = x86::cpuid(static_cast<uint32_t>(regs.rax), static_cast<uint32_t>(regs.rcx));
-            CpuidResult seen = filter_cpuid(static_cast<uint32_t>(regs.rax), static_cast<uint32_t>(regs.rcx),
-                                            CpuidResult{host.eax, host.ebx, host.ecx, host.edx}, vendor);
-            regs.rax = seen.eax;
-            regs.rbx = seen.ebx;
-            regs.rcx = seen.ecx;
-            regs.rdx = seen.edx;
+        case ExitReason::Cpuid:
+            emulate_cpuid(regs, vendor);
             advance = true;
             break;
-        }
         case ExitReason::Hypercall: {
             // Only the guest kernel may call the monitor; its user space gets EPERM.
             hypercall::Call call = hypercall::call_from(regs);
@@ -209,9 +203,7 @@ StopReport Vm::run(Vcpu& vcpu_ref, Vendor vendor, const VmSpec& spec)
             break;
         case ExitReason::ExternalInterrupt:
             // The interrupt is still pending in this CPU's LAPIC: let the monitor's handler take it.
-            x86::enable_interrupts();
-            asm volatile("nop");
-            x86::disable_interrupts();
+            take_pending_host_interrupt();
             break;
         case ExitReason::Exception:
             // #DB and #AC are intercepted only so that a guest cannot make their delivery loop

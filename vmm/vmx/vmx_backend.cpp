@@ -565,22 +565,7 @@ private:
         ok &= Vmcs::write(Field::GuestRsp, entry.rsp);
         ok &= Vmcs::write(Field::GuestRflags, rflags::kFixedOne);
 
-        struct Segment {
-            Field selector, base, limit, access_rights;
-        };
-        const Segment data_segments[] = {
-            {Field::GuestEsSelector, Field::GuestEsBase, Field::GuestEsLimit, Field::GuestEsAccessRights},
-            {Field::GuestSsSelector, Field::GuestSsBase, Field::GuestSsLimit, Field::GuestSsAccessRights},
-            {Field::GuestDsSelector, Field::GuestDsBase, Field::GuestDsLimit, Field::GuestDsAccessRights},
-            {Field::GuestFsSelector, Field::GuestFsBase, Field::GuestFsLimit, Field::GuestFsAccessRights},
-            {Field::GuestGsSelector, Field::GuestGsBase, Field::GuestGsLimit, Field::GuestGsAccessRights},
-        };
-        for (const Segment& seg : data_segments) {
-            ok &= Vmcs::write(seg.selector, 0);
-            ok &= Vmcs::write(seg.base, 0);
-            ok &= Vmcs::write(seg.limit, kRealModeSegmentLimit);
-            ok &= Vmcs::write(seg.access_rights, ar::kRealModeData);
-        }
+        ok &= write_data_segments(0, kRealModeSegmentLimit, ar::kRealModeData);
         ok &= Vmcs::write(Field::GuestCsSelector, cs_base >> kRealModeSelectorShift);
         ok &= Vmcs::write(Field::GuestCsBase, cs_base);
         ok &= Vmcs::write(Field::GuestCsLimit, kRealModeSegmentLimit);
@@ -611,6 +596,29 @@ private:
         return ok;
     }
 
+    // ES, SS, DS, FS and GS alike, base 0 (§25.4.1).
+    static bool write_data_segments(uint16_t selector, uint32_t limit, uint32_t access_rights)
+    {
+        struct Segment {
+            Field selector, base, limit, access_rights;
+        };
+        const Segment data_segments[] = {
+            {Field::GuestEsSelector, Field::GuestEsBase, Field::GuestEsLimit, Field::GuestEsAccessRights},
+            {Field::GuestSsSelector, Field::GuestSsBase, Field::GuestSsLimit, Field::GuestSsAccessRights},
+            {Field::GuestDsSelector, Field::GuestDsBase, Field::GuestDsLimit, Field::GuestDsAccessRights},
+            {Field::GuestFsSelector, Field::GuestFsBase, Field::GuestFsLimit, Field::GuestFsAccessRights},
+            {Field::GuestGsSelector, Field::GuestGsBase, Field::GuestGsLimit, Field::GuestGsAccessRights},
+        };
+        bool ok = true;
+        for (const Segment& seg : data_segments) {
+            ok &= Vmcs::write(seg.selector, selector);
+            ok &= Vmcs::write(seg.base, 0);
+            ok &= Vmcs::write(seg.limit, limit);
+            ok &= Vmcs::write(seg.access_rights, access_rights);
+        }
+        return ok;
+    }
+
     // Protected mode with paging off (unrestricted guest allows PG = 0, §27.3.1.1): flat 4 GiB
     // segments from the entry's selectors, over the real-mode state written above.
     bool write_protected_mode_state(const EntryState& entry)
@@ -628,22 +636,7 @@ private:
         ok &= Vmcs::write(Field::GuestCsBase, 0);
         ok &= Vmcs::write(Field::GuestCsLimit, kFlatLimit);
         ok &= Vmcs::write(Field::GuestCsAccessRights, kFlatCode);
-        struct Segment {
-            Field selector, base, limit, access_rights;
-        };
-        const Segment data_segments[] = {
-            {Field::GuestEsSelector, Field::GuestEsBase, Field::GuestEsLimit, Field::GuestEsAccessRights},
-            {Field::GuestSsSelector, Field::GuestSsBase, Field::GuestSsLimit, Field::GuestSsAccessRights},
-            {Field::GuestDsSelector, Field::GuestDsBase, Field::GuestDsLimit, Field::GuestDsAccessRights},
-            {Field::GuestFsSelector, Field::GuestFsBase, Field::GuestFsLimit, Field::GuestFsAccessRights},
-            {Field::GuestGsSelector, Field::GuestGsBase, Field::GuestGsLimit, Field::GuestGsAccessRights},
-        };
-        for (const Segment& seg : data_segments) {
-            ok &= Vmcs::write(seg.selector, entry.data_selector);
-            ok &= Vmcs::write(seg.base, 0);
-            ok &= Vmcs::write(seg.limit, kFlatLimit);
-            ok &= Vmcs::write(seg.access_rights, kFlatData);
-        }
+        ok &= write_data_segments(entry.data_selector, kFlatLimit, kFlatData);
         ok &= Vmcs::write(Field::GuestGdtrBase, entry.gdtr_base);
         ok &= Vmcs::write(Field::GuestGdtrLimit, entry.gdtr_limit);
         return ok;

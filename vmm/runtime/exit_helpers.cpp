@@ -1,0 +1,26 @@
+#include "vmm/runtime/exit_helpers.hpp"
+
+#include "arch/x86_64/cpu.hpp"
+
+namespace vlibos::vmm {
+
+void emulate_cpuid(GuestRegisters& regs, Vendor vendor)
+{
+    auto leaf = static_cast<uint32_t>(regs.rax);
+    auto subleaf = static_cast<uint32_t>(regs.rcx);
+    x86::CpuidResult host = x86::cpuid(leaf, subleaf);
+    CpuidResult seen = filter_cpuid(leaf, subleaf, CpuidResult{host.eax, host.ebx, host.ecx, host.edx}, vendor);
+    regs.rax = seen.eax;
+    regs.rbx = seen.ebx;
+    regs.rcx = seen.ecx;
+    regs.rdx = seen.edx;
+}
+
+void take_pending_host_interrupt()
+{
+    x86::enable_interrupts();
+    asm volatile("nop");
+    x86::disable_interrupts();
+}
+
+} // namespace vlibos::vmm

@@ -1,0 +1,18 @@
+// Exit handling both VM runtimes (the test VMs in vm.cpp, the Linux VM in linux_vm.cpp) do the
+// same way.
+#pragma once
+
+#include "vmm/cpuid_policy.hpp"
+#include "vmm/guest_registers.hpp"
+
+namespace vlibos::vmm {
+
+// CPUID with the guest's EAX/ECX: runs the instruction on this CPU and writes the policy's view
+// (filter_cpuid) into the guest's registers.
+void emulate_cpuid(GuestRegisters& regs, Vendor vendor);
+
+// After an external-interrupt exit the interrupt is still pending in this CPU's LAPIC: open a
+// one-instruction window so the monitor's own handler takes it.
+void take_pending_host_interrupt();
+
+} // namespace vlibos::vmm
