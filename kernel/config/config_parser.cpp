@@ -490,72 +490,50 @@ private:
             open_shared(name);
     }
 
-    void open_partition(Text name)
+    // A new [KIND NAME] section in `items` (partitions, shared regions or apps): refused with
+    // the same two messages for every kind when the name is taken or the list is full.
+    template <class Item>
+    Item* open_named(Item* items, size_t& count, size_t limit, Text name, const char* kind, const char* plural,
+                     Section section)
     {
-        for (size_t i = 0; i < cfg_.partition_count; ++i) {
-            Partition& p = cfg_.partitions[i];
-            if (equals(name, p.name)) {
-                diag_.add("line %u: duplicate section [partition %s] (first on line %u)", line_, p.name, p.line);
-                return;
+        for (size_t i = 0; i < count; ++i) {
+            if (equals(name, items[i].name)) {
+                diag_.add("line %u: duplicate section [%s %s] (first on line %u)", line_, kind, items[i].name,
+                          items[i].line);
+                return nullptr;
             }
         }
-        if (cfg_.partition_count == kMaxPartitions) {
-            diag_.add("line %u: too many partitions (the limit is %zu)", line_, kMaxPartitions);
-            return;
+        if (count == limit) {
+            diag_.add("line %u: too many %s (the limit is %zu)", line_, plural, limit);
+            return nullptr;
         }
-        index_ = cfg_.partition_count++;
-        Partition& p = cfg_.partitions[index_];
-        memcpy(p.name, name.p, name.n);
-        p.name[name.n] = '\0';
-        p.line = line_;
-        section_ = Section::Partition;
-        format(context_, sizeof context_, "partition '%s'", p.name);
+        index_ = count++;
+        Item& item = items[index_];
+        memcpy(item.name, name.p, name.n);
+        item.name[name.n] = '\0';
+        item.line = line_;
+        section_ = section;
+        format(context_, sizeof context_, "%s '%s'", kind, item.name);
+        return &item;
+    }
+
+    void open_partition(Text name)
+    {
+        open_named(cfg_.partitions, cfg_.partition_count, kMaxPartitions, name, "partition", "partitions",
+                   Section::Partition);
     }
 
     void open_shared(Text name)
     {
-        for (size_t i = 0; i < cfg_.shared_count; ++i) {
-            SharedRegion& s = cfg_.shared[i];
-            if (equals(name, s.name)) {
-                diag_.add("line %u: duplicate section [shared %s] (first on line %u)", line_, s.name, s.line);
-                return;
-            }
-        }
-        if (cfg_.shared_count == kMaxShared) {
-            diag_.add("line %u: too many shared regions (the limit is %zu)", line_, kMaxShared);
-            return;
-        }
-        index_ = cfg_.shared_count++;
-        SharedRegion& s = cfg_.shared[index_];
-        memcpy(s.name, name.p, name.n);
-        s.name[name.n] = '\0';
-        s.line = line_;
-        section_ = Section::Shared;
-        format(context_, sizeof context_, "shared '%s'", s.name);
+        open_named(cfg_.shared, cfg_.shared_count, kMaxShared, name, "shared", "shared regions", Section::Shared);
     }
 
     void open_app(Text name)
     {
-        for (size_t i = 0; i < cfg_.app_count; ++i) {
-            App& a = cfg_.apps[i];
-            if (equals(name, a.name)) {
-                diag_.add("line %u: duplicate section [app %s] (first on line %u)", line_, a.name, a.line);
-                return;
-            }
+        if (App* a = open_named(cfg_.apps, cfg_.app_count, kMaxApps, name, "app", "apps", Section::App)) {
+            a->memory = kDefaultAppMemory;
+            a->stack = kDefaultAppStack;
         }
-        if (cfg_.app_count == kMaxApps) {
-            diag_.add("line %u: too many apps (the limit is %zu)", line_, kMaxApps);
-            return;
-        }
-        index_ = cfg_.app_count++;
-        App& a = cfg_.apps[index_];
-        memcpy(a.name, name.p, name.n);
-        a.name[name.n] = '\0';
-        a.memory = kDefaultAppMemory;
-        a.stack = kDefaultAppStack;
-        a.line = line_;
-        section_ = Section::App;
-        format(context_, sizeof context_, "app '%s'", a.name);
     }
 
     void key_value(Text content, bool first)
