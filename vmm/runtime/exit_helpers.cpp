@@ -23,4 +23,14 @@ void take_pending_host_interrupt()
     x86::disable_interrupts();
 }
 
+bool reinject_guarded_exception(Vcpu& vcpu, const ExitInfo& exit)
+{
+    constexpr uint8_t kVectorDebug = 1;            // #DB
+    constexpr uint8_t kVectorAlignmentCheck = 17;  // #AC
+    if (exit.exception_vector != kVectorDebug && exit.exception_vector != kVectorAlignmentCheck)
+        return false;
+    vcpu.inject_exception(exit.exception_vector, exit.exception_has_error_code, exit.exception_error_code);
+    return true;
+}
+
 } // namespace vlibos::vmm

@@ -2,6 +2,7 @@
 // same way.
 #pragma once
 
+#include "vmm/backend.hpp"
 #include "vmm/cpuid_policy.hpp"
 #include "vmm/guest_registers.hpp"
 
@@ -14,5 +15,10 @@ void emulate_cpuid(GuestRegisters& regs, Vendor vendor);
 // After an external-interrupt exit the interrupt is still pending in this CPU's LAPIC: open a
 // one-instruction window so the monitor's own handler takes it.
 void take_pending_host_interrupt();
+
+// #DB and #AC are intercepted only so that a guest cannot make their delivery loop forever inside
+// the CPU (CVE-2015-5307, CVE-2015-8104): hands such an exit back to the guest and returns true;
+// false for any other intercepted exception.
+bool reinject_guarded_exception(Vcpu& vcpu, const ExitInfo& exit);
 
 } // namespace vlibos::vmm

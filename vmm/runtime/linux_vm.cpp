@@ -39,8 +39,6 @@ constexpr uint16_t kTag = 1;  // VPID/ASID: one VM per CPU
 constexpr uint16_t kCom2 = 0x2f8;
 constexpr uint16_t kCom2Ports = 8;
 constexpr uint64_t kRflagsInterruptEnable = 1ull << 9;
-constexpr uint8_t kVectorDebug = 1;
-constexpr uint8_t kVectorAlignmentCheck = 17;
 constexpr uint64_t kTimeSliceUs = 1000;
 constexpr char kDefaultCmdline[] = "earlyprintk=serial,0x2f8,115200 console=ttyS1,115200";
 
@@ -340,9 +338,7 @@ void linux_vm_main(Machine& machine, uint32_t cpu)
             take_pending_host_interrupt();
             break;
         case ExitReason::Exception:
-            if (exit.exception_vector == kVectorDebug || exit.exception_vector == kVectorAlignmentCheck)
-                vcpu->inject_exception(exit.exception_vector, exit.exception_has_error_code, exit.exception_error_code);
-            else
+            if (!reinject_guarded_exception(*vcpu, exit))
                 why = "an intercepted exception";
             break;
         case ExitReason::CacheControl:

@@ -16,8 +16,6 @@ namespace vlibos::vmm {
 namespace {
 
 constexpr uint64_t kRflagsInterruptEnable = 1ull << 9;
-constexpr uint8_t kVectorDebug = 1;            // #DB
-constexpr uint8_t kVectorAlignmentCheck = 17;  // #AC
 constexpr uint64_t kTimeSliceUs = 1000;  // the monitor takes control back at least this often
 
 // What a hypercall may do to the VM and the monitor; everything it reads is bounds-checked
@@ -206,13 +204,8 @@ StopReport Vm::run(Vcpu& vcpu_ref, Vendor vendor, const VmSpec& spec)
             take_pending_host_interrupt();
             break;
         case ExitReason::Exception:
-            // #DB and #AC are intercepted only so that a guest cannot make their delivery loop
-            // forever inside the CPU (CVE-2015-5307, CVE-2015-8104); hand them back to the guest.
-            if (exit.exception_vector == kVectorDebug || exit.exception_vector == kVectorAlignmentCheck) {
-                vcpu->inject_exception(exit.exception_vector, exit.exception_has_error_code,
-                                       exit.exception_error_code);
+            if (reinject_guarded_exception(*vcpu, exit))
                 break;
-            }
             report.kind = StopKind::Unhandled;
             stop = true;
             break;
