@@ -25,8 +25,7 @@ struct Machine;
 namespace vlibos::rt_core {
 
 struct App {
-    const config::App* config = nullptr;
-    uint32_t cpu = 0;
+    const config::App* config = nullptr;  // its CPU, VCPUs, name and arguments
     uint64_t cr3 = 0;
     rt::UserSpace space;
     uint64_t args_pointer = 0;  // user address of the argument string

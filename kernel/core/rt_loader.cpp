@@ -188,9 +188,8 @@ size_t load_applications(Machine& machine)
         App& app = g_apps[g_app_count];
         app = App{};
         app.config = &machine.config.apps[i];
-        app.cpu = app.config->cpu;
-        if (app.cpu >= machine.cpu_count || g_cpus[app.cpu].state == CpuState::Absent) {
-            console::print("vlibos: rt: app '%s' not started: cpu %u is not online\n", app.config->name, app.cpu);
+        if (app.config->cpu >= machine.cpu_count || g_cpus[app.config->cpu].state == CpuState::Absent) {
+            console::print("vlibos: rt: app '%s' not started: cpu %u is not online\n", app.config->name, app.config->cpu);
             continue;
         }
         if (!load_one(machine, app))
@@ -202,7 +201,7 @@ size_t load_applications(Machine& machine)
     // CPU enters its loop, so loading time never counts against the first period.
     for (size_t i = 0; i < g_app_count; ++i) {
         App& app = g_apps[i];
-        Core& core = *g_cpus[app.cpu].rt;
+        Core& core = *g_cpus[app.config->cpu].rt;
         ++core.live_apps;
         uint64_t rsp = app.args_pointer != 0 ? app.args_pointer : app.space.stack_top();
         rsp &= ~uint64_t{15};
