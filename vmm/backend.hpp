@@ -100,6 +100,15 @@ public:
     };
     virtual ControlState control_state() const = 0;
 
+    // The code segment's hidden state, for re-fetching the instruction behind an exit (MMIO):
+    // its base, and the L and D/B attributes that set the code size.
+    struct CodeSegment {
+        uint64_t base = 0;
+        bool long_mode = false;    // L (64-bit code, with EFER.LMA)
+        bool default_big = false;  // D/B (32-bit code)
+    };
+    virtual CodeSegment code_segment() const = 0;
+
 protected:
     ~Vcpu() = default;
 };

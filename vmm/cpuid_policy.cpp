@@ -6,8 +6,10 @@ namespace vlibos::vmm {
 
 using namespace cpuid;
 
-CpuidResult filter_cpuid(uint32_t leaf, uint32_t subleaf, CpuidResult host, Vendor vendor)
+CpuidResult filter_cpuid(uint32_t leaf, uint32_t subleaf, CpuidResult host, const GuestCpu& guest)
 {
+    const Vendor vendor = guest.vendor;
+    const uint32_t apic_id = guest.apic_id;
     (void)subleaf;  // the leaves with subleaves (0xb, 0x1f) are filtered the same for every subleaf
     CpuidResult r = host;
 
@@ -29,12 +31,20 @@ CpuidResult filter_cpuid(uint32_t leaf, uint32_t subleaf, CpuidResult host, Vend
     switch (leaf) {
     case kLeafFeatures:
         // No nested virtualisation; no MONITOR/MWAIT (the guest would sleep without an exit);
-        // no PMU; no x2APIC or TSC-deadline until there is a virtual LAPIC; no XSAVE (XSETBV
-        // would write the physical XCR0, so it exits and is not emulated yet), hence no AVX.
+        // no PMU; no x2APIC (the virtual LAPIC is xAPIC only); TSC-deadline only with the virtual
+        // LAPIC, which emulates it whatever the host has; no XSAVE (XSETBV would write the
+        // physical XCR0, so it exits and is not emulated yet), hence no AVX.
         r.ecx &= ~(kEcxVmx | kEcxMonitor | kEcxPdcm | kEcxX2apic | kEcxTscDeadline | kEcxXsave | kEcxOsxsave |
                    kEcxAvx);
+        if (guest.virtual_lapic)
+            r.ecx |= kEcxTscDeadline;
         r.ecx |= kEcxHypervisor;
-        r.ebx &= ~kEbxInitialApicIdMask;  // vCPU 0
+        r.ebx = (r.ebx & ~kEbxInitialApicIdMask) | (apic_id << 24);
+        break;
+    case kLeafPowerManagement:
+        // Only ARAT, and only for the virtual LAPIC: no host power-management features (HWP,
+        // turbo, energy bias) whose MSRs the guest cannot reach.
+        r = {guest.virtual_lapic ? kEaxArat : 0, 0, 0, 0};
         break;
     case kLeafStructuredFeatures:
         // INVPCID raises #UD in a VMX guest unless "enable INVPCID" is set, which the VMX backend
@@ -49,7 +59,7 @@ CpuidResult filter_cpuid(uint32_t leaf, uint32_t subleaf, CpuidResult host, Vend
         break;
     case kLeafTopology:
     case kLeafTopologyV2:
-        r.edx = 0;  // x2APIC ID of vCPU 0
+        r.edx = apic_id;  // the vCPU's x2APIC ID
         break;
     case kLeafExtFeatures:
         r.ecx &= ~(kExtEcxSvm | kExtEcxPerfCtrCore | kExtEcxMonitorx);
@@ -57,7 +67,7 @@ CpuidResult filter_cpuid(uint32_t leaf, uint32_t subleaf, CpuidResult host, Vend
         break;
     case kLeafAmdTopology:
         if (vendor == Vendor::Amd)
-            r.eax = 0;  // extended APIC ID of vCPU 0
+            r.eax = apic_id;  // the vCPU's extended APIC ID
         break;
     default:
         break;

@@ -20,6 +20,7 @@ namespace cpuid {
 // Leaves and bits the policy touches (Intel SDM Vol. 2A, CPUID; AMD APM Vol. 3, Appendix E).
 constexpr uint32_t kLeafFeatures = 0x1;
 constexpr uint32_t kLeafMonitorMwait = 0x5;
+constexpr uint32_t kLeafPowerManagement = 0x6;   // thermal and power management
 constexpr uint32_t kLeafStructuredFeatures = 0x7;
 constexpr uint32_t kLeafPerfMonitoring = 0xa;
 constexpr uint32_t kLeafTopology = 0xb;          // x2APIC topology: EDX = x2APIC ID
@@ -39,6 +40,8 @@ constexpr uint32_t kEcxTscDeadline = 1u << 24;
 constexpr uint32_t kEcxXsave = 1u << 26;
 constexpr uint32_t kEcxOsxsave = 1u << 27;
 constexpr uint32_t kEcxAvx = 1u << 28;
+// Leaf 6 EAX.
+constexpr uint32_t kEaxArat = 1u << 2;           // APIC timer always running
 // Leaf 7 subleaf 0 EBX.
 constexpr uint32_t kEbxInvpcid = 1u << 10;
 // Leaf 0x80000001 EDX.
@@ -53,8 +56,22 @@ constexpr uint32_t kExtEcxMonitorx = 1u << 29;     // MONITORX/MWAITX
 
 } // namespace cpuid
 
+// Who asks: the vendor (hypercall instruction), the vCPU's APIC ID (the IDs CPUID reports), and
+// whether the VM has the monitor's virtual local APIC (vmm/devices/virtual_lapic.hpp), whose
+// timer offers TSC-deadline mode and keeps running in deep C-states (ARAT: it is the monitor's
+// software timer, so it never stops).
+struct GuestCpu {
+    Vendor vendor = Vendor::Intel;
+    uint8_t apic_id = 0;
+    bool virtual_lapic = false;
+};
+
 // The guest's view of CPUID(leaf, subleaf), given the host's answer `host` for the same leaf.
-// The guest is vCPU 0: APIC IDs read 0.
-CpuidResult filter_cpuid(uint32_t leaf, uint32_t subleaf, CpuidResult host, Vendor vendor);
+CpuidResult filter_cpuid(uint32_t leaf, uint32_t subleaf, CpuidResult host, const GuestCpu& guest);
+// A guest without a virtual local APIC, as vCPU 0 (the VM test guests).
+inline CpuidResult filter_cpuid(uint32_t leaf, uint32_t subleaf, CpuidResult host, Vendor vendor)
+{
+    return filter_cpuid(leaf, subleaf, host, GuestCpu{vendor, 0, false});
+}
 
 } // namespace vlibos::vmm

@@ -115,7 +115,7 @@ void application_processor_entry(void* argument)
     if (vmm::vm_tests_requested())
         vmm::vm_test_cpu_main(g_machine, cpu->index);
     rt_core::wait_for_load();
-    if (vmm::runs_linux_boot_vcpu(g_machine, cpu->index))
+    if (vmm::runs_linux_vcpu(g_machine, cpu->index))
         vmm::linux_vm_main(g_machine, cpu->index);
     rt_core::run_this_cpu(g_machine);
 }

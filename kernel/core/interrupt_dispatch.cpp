@@ -96,6 +96,9 @@ extern "C" void interrupt_dispatch(InterruptFrame* frame)
         vlibos::this_cpu()->timer_fired = 1;
         Lapic::end_of_interrupt();
         return;
+    case kVectorKick:
+        Lapic::end_of_interrupt();
+        return;
     case kVectorSpurious:
         return;  // spurious interrupts take no EOI (SDM Vol. 3 §11.9)
     default:

@@ -77,8 +77,10 @@ extern "C" [[noreturn]] void kernel_main(uint32_t magic, uint64_t info_phys)
     }
     // The Linux VM counts as an activity before any CPU may end one (the load releases the APs).
     bool linux_vm = vmm::linux_vm_configured(machine);
-    if (linux_vm)
+    if (linux_vm) {
         activities_expected(1);
+        vmm::linux_vm_announce();
+    }
     if (rt_core::load_applications(machine) == 0 && !linux_vm) {
         console::print("vlibos: no RT application and no Linux kernel to run; powering off\n");
         halt_system(static_cast<int>(ExitStatus::Ok));

@@ -6,6 +6,7 @@
 #include "core/rt_core.hpp"
 #include "lib/format.hpp"
 #include "rt/syscall_abi.h"
+#include "vmm/runtime/linux_vm.hpp"
 
 namespace vlibos::rt_core::internal {
 
@@ -13,6 +14,12 @@ namespace {
 
 constexpr size_t kMaxNameLength = config::kMaxNameLength;
 constexpr int64_t error(vlibos_error e) { return -static_cast<int64_t>(e); }
+
+// VLIBOS_SYS_LINUX_STATE returns the monitor's own state number: the ABI must name the same ones.
+static_assert(static_cast<int>(vmm::LinuxVmState::Absent) == VLIBOS_LINUX_ABSENT);
+static_assert(static_cast<int>(vmm::LinuxVmState::Starting) == VLIBOS_LINUX_STARTING);
+static_assert(static_cast<int>(vmm::LinuxVmState::Running) == VLIBOS_LINUX_RUNNING);
+static_assert(static_cast<int>(vmm::LinuxVmState::Stopped) == VLIBOS_LINUX_STOPPED);
 
 int64_t check(const App& app, uint64_t pointer, uint64_t length, rt::Access access)
 {
@@ -178,6 +185,11 @@ void do_syscall(Core& core, rt::VcpuId id)
         return;
     case VLIBOS_SYS_VCPU_STATS:
         result = vcpu_stats(core, app, id, r.rdi);
+        break;
+    case VLIBOS_SYS_LINUX_STATE:
+        // One atomic load: the RT core never waits for the Linux VM (unused argument registers
+        // are ignored, as for CLOCK).
+        result = static_cast<int64_t>(vmm::linux_vm_state());
         break;
     default:
         result = error(VLIBOS_ENOSYS);

@@ -7,6 +7,7 @@ reading of the default configuration files with configparser, not from the kerne
 
 import argparse
 import configparser
+import json
 import os
 import re
 import subprocess
@@ -50,13 +51,40 @@ def parse_args(description):
 
 
 class Boot:
-    """The outcome of one boot: runner exit code and the serial lines."""
+    """The outcome of one boot: runner exit code and the serial lines.
+
+    COM2 (the Linux VM's console): `com2` is its whole transcript (text, \\r removed),
+    `com2_lines` the same split into lines, `com2_log` the file. With a COM2 script, `script` is
+    the runner's report (None otherwise): {"ok": bool, "failure": text or None, "connected": bool,
+    "total": N, "steps": [{"step": i, "action": "expect"|"send", "status": "matched"|"sent"|
+    "timeout"|"not reached", "at": seconds since the emulator started, "waited": seconds,
+    "expect"/"send": ..., "match": text, "last_seen": text (timeout)}, ...]}."""
 
     def __init__(self, rc, lines, log, seconds):
         self.rc = rc
         self.lines = lines
         self.log = log
         self.seconds = seconds
+        self.com2_log = os.path.splitext(log)[0] + ".com2.log"
+        try:
+            with open(self.com2_log, "rb") as f:
+                self.com2 = f.read().decode("utf-8", "replace").replace("\r", "")
+        except OSError:
+            self.com2 = ""
+        self.com2_lines = self.com2.split("\n")
+        self.script = None
+
+    def step(self, n):
+        """The report of COM2 script step n (1-based), or None."""
+        if self.script is None:
+            return None
+        return next((r for r in self.script["steps"] if r["step"] == n), None)
+
+    def matches(self):
+        """The text each expect step matched, in order (None for steps that did not match)."""
+        if self.script is None:
+            return []
+        return [r.get("match") for r in self.script["steps"] if r["action"] == "expect"]
 
     def status(self):
         """The kernel's status from the last non-empty line, or None."""
@@ -70,10 +98,41 @@ class Boot:
         return [(i, m) for i, m in ((i, regex.match(l)) for i, l in enumerate(self.lines)) if m]
 
 
-def boot(args, cmdline=None, config=None):
-    """Boot through the runner, which echoes the console to our stdout (CTest keeps it)."""
+def com2_script_steps(script):
+    """A COM2 script for the runner, as JSON steps, from a list of
+    ("expect", REGEX) / ("expect", REGEX, TIMEOUT) / ("send", LINE) / ("sendraw", TEXT) tuples or
+    of dicts in the runner's JSON format ({"expect": R, "timeout": S}, {"send": L}, ...)."""
+    steps = []
+    for item in script:
+        if isinstance(item, dict):
+            steps.append(dict(item))
+            continue
+        kind = item[0]
+        if kind == "expect" and len(item) in (2, 3):
+            step = {"expect": item[1]}
+            if len(item) == 3:
+                step["timeout"] = item[2]
+            steps.append(step)
+        elif kind in ("send", "sendraw") and len(item) == 2:
+            steps.append({kind: item[1]})
+        else:
+            raise ValueError("bad COM2 script step %r" % (item,))
+    return steps
+
+
+def boot(args, cmdline=None, config=None, com2_script=None, runner_args=()):
+    """Boot through the runner, which echoes the console to our stdout (CTest keeps it).
+
+    com2_script: steps typed into COM2, the Linux VM's console (see com2_script_steps(), or a
+    path to a script file in the runner's formats). The runner waits for each expect's regex
+    (searched after the previous match, MULTILINE, so `^hello$` skips the echoed command line),
+    types each send line, ends the run with status 126 when a step times out, and reports every
+    step: Boot.script. The COM2 transcript is in Boot.com2 with or without a script."""
     os.makedirs(args.run_dir, exist_ok=True)
     log = os.path.join(args.run_dir, "serial.log")
+    results = os.path.splitext(log)[0] + ".com2.json"
+    if os.path.exists(results):
+        os.unlink(results)
     cmd = [sys.executable, RUNNER, "run", "--emulator", args.emulator, "--smp", str(args.smp),
            "--memory", str(args.memory), "--timeout", str(args.timeout), "--log", log,
            "--run-dir", args.run_dir]
@@ -96,6 +155,15 @@ def boot(args, cmdline=None, config=None):
         cmd += ["--iso", args.iso]
     if args.icount is not None and args.emulator == "qemu":
         cmd += ["--icount", str(args.icount)]
+    if com2_script is not None:
+        if isinstance(com2_script, str):
+            script_path = com2_script
+        else:
+            script_path = os.path.join(args.run_dir, "com2-script.json")
+            with open(script_path, "w") as f:
+                json.dump(com2_script_steps(com2_script), f, indent=1)
+        cmd += ["--com2-script", script_path]
+    cmd += list(runner_args)
     print("test: " + " ".join(cmd))
     sys.stdout.flush()
     t0 = time.monotonic()
@@ -108,7 +176,14 @@ def boot(args, cmdline=None, config=None):
         text = ""
     lines = text.replace("\r", "").split("\n")
     print("test: runner exit status %d after %.1f s" % (rc, seconds))
-    return Boot(rc, lines, log, seconds)
+    b = Boot(rc, lines, log, seconds)
+    if com2_script is not None:
+        try:
+            with open(results) as f:
+                b.script = json.load(f)
+        except (OSError, ValueError):
+            b.script = None
+    return b
 
 
 class Checker:
@@ -202,6 +277,27 @@ def check_no_faults(c, b, allow_exception=False, allow_panic=False, allow_errors
     if not allow_errors:
         for i, _ in b.matching(ERROR_RE):
             c.check(False, "unexpected error at line %d: %s" % (i + 1, b.lines[i]))
+
+
+def check_com2_script(c, b):
+    """Every step of the boot's COM2 script was done; a failed step is named with what COM2 showed
+    last. Returns True when the whole script ran."""
+    if not c.check(b.script is not None, "no COM2 script report (runner exit status %d)" % b.rc):
+        return False
+    if not c.check(b.script.get("connected", True), "the emulator never connected to COM2"):
+        return False
+    for r in b.script["steps"]:
+        what = r.get("expect") if r["action"] == "expect" else r.get("send")
+        print("test: com2 step %d %s %r: %s after %.2f s (at %.2f s)%s" % (
+            r["step"], r["action"], what, r["status"], r["waited"], r["at"],
+            ", matched %r" % r["match"] if "match" in r else ""))
+        if r["status"] in ("timeout", "not reached"):
+            c.check(False, "COM2 script step %d (%s %r) %s; COM2 showed last: %r" % (
+                r["step"], r["action"], what,
+                "timed out after %g s" % r["timeout"] if r["status"] == "timeout"
+                else "was not reached (%s)" % r.get("why", "?"), r.get("last_seen", "")[-200:]))
+            return False
+    return c.check(b.script["ok"], "COM2 script failed: %s" % b.script.get("failure"))
 
 
 def check_cpus_online(c, b, ncpus, cfg_path):

@@ -117,3 +117,23 @@ TEST_CASE("CPUID policy: instructions the VMX backend does not enable are not of
         CHECK((ext.edx & cpuid::kExtEdxRdtscp) == 0);
     }
 }
+
+TEST_CASE("cpuid: a VM with the virtual LAPIC sees TSC-deadline, ARAT and its own APIC ID", "[vmm][cpuid]")
+{
+    using namespace vlibos::vmm;
+    for (Vendor v : {Vendor::Intel, Vendor::Amd}) {
+        GuestCpu plain{v, 0, false};
+        GuestCpu lapic{v, 1, true};
+        // Without the virtual LAPIC: no TSC-deadline, leaf 6 empty, APIC ID 0.
+        CHECK((filter_cpuid(1, 0, kAllOnes, plain).ecx & cpuid::kEcxTscDeadline) == 0);
+        CHECK(filter_cpuid(6, 0, kAllOnes, plain) == CpuidResult{0, 0, 0, 0});
+        // With it: TSC-deadline even if the host lacks it, ARAT alone in leaf 6, x2APIC still hidden.
+        CpuidResult f = filter_cpuid(1, 0, {0, 0, 0, 0}, lapic);
+        CHECK((f.ecx & cpuid::kEcxTscDeadline) != 0);
+        CHECK((filter_cpuid(1, 0, kAllOnes, lapic).ecx & cpuid::kEcxX2apic) == 0);
+        CHECK(f.ebx >> 24 == 1u);
+        CHECK(filter_cpuid(6, 0, kAllOnes, lapic) == CpuidResult{cpuid::kEaxArat, 0, 0, 0});
+        CHECK(filter_cpuid(0xb, 0, kSample, lapic).edx == 1u);
+    }
+    CHECK(filter_cpuid(0x8000'001e, 0, kSample, GuestCpu{Vendor::Amd, 1, true}).eax == 1u);
+}

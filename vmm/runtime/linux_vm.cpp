@@ -3,54 +3,40 @@
 #include <string.h>
 
 #include "arch/x86_64/cpu.hpp"
+#include "arch/x86_64/interrupts.hpp"
+#include "arch/x86_64/lapic.hpp"
 #include "arch/x86_64/tsc.hpp"
 #include "core/boot.hpp"
 #include "core/console.hpp"
 #include "core/percpu.hpp"
 #include "lib/format.hpp"
+#include "lib/spinlock.hpp"
 #include "vmm/backend.hpp"
 #include "vmm/cpuid_policy.hpp"
 #include "vmm/exit_stats.hpp"
 #include "vmm/guest_msrs.hpp"
 #include "vmm/io_policy.hpp"
-#include "vmm/linux/boot_layout.hpp"
-#include "vmm/linux/bzimage.hpp"
-#include "vmm/linux/entry.hpp"
-#include "vmm/linux/low_memory.hpp"
 #include "vmm/msr_policy.hpp"
 #include "vmm/runtime/exit_helpers.hpp"
+#include "vmm/runtime/linux_board.hpp"
+#include "vmm/runtime/linux_console.hpp"
+#include "vmm/runtime/linux_loader.hpp"
+#include "vmm/runtime/mmio_emulation.hpp"
 #include "vmm/runtime/page_source.hpp"
 
 namespace vlibos::vmm {
 
 namespace {
 
-using namespace linux_boot;
-
-constexpr uint64_t kMiB = 1ull << 20;
-// The first 2 MiB of the partition back the guest's first MiB: low memory (RAM below 640 KiB:
-// BIOS data, boot data, the MP table) and the read-only "BIOS hole" up to 1 MiB. The rest of the
-// partition is the guest's RAM at GPA == HPA.
-constexpr uint64_t kLowBacking = 2 * kMiB;
-constexpr uint64_t kLowMemory = 640 * 1024;
-constexpr uint64_t kFirstMegabyte = kMiB;
 constexpr uint16_t kTag = 1;  // VPID/ASID: one VM per CPU
-// COM2 belongs to the Linux partition: its console.
-constexpr uint16_t kCom2 = 0x2f8;
-constexpr uint16_t kCom2Ports = 8;
 constexpr uint64_t kRflagsInterruptEnable = 1ull << 9;
+// The longest the monitor leaves a vCPU without looking at its devices and timers.
 constexpr uint64_t kTimeSliceUs = 1000;
-constexpr char kDefaultCmdline[] = "earlyprintk=serial,0x2f8,115200 console=ttyS1,115200";
+// The I/O APIC pins the monitor drives: COM2's IRQ 3 (ISA IRQ n is pin n in the MP table).
+constexpr uint32_t kOwnedPins = 1u << LinuxConsole::kPin;
+constexpr uint8_t kVectorNmi = 2;
 
-int linux_partition_index(const Machine& machine)
-{
-    for (size_t i = 0; i < machine.config.partition_count; ++i)
-        if (machine.config.partitions[i].kind == config::Kind::Linux)
-            return static_cast<int>(i);
-    return -1;
-}
-
-// Port I/O of the Linux VM: COM2 goes to the hardware; everything else is an empty bus (reads
+// Port I/O of the Linux VM: COM2 is the console model; everything else is an empty bus (reads
 // all ones, writes ignored and counted) — including the reset and power ports (0xcf9, the
 // keyboard controller, ACPI), so Linux cannot reset or power off the machine.
 class LinuxPorts final : public IoSink {
@@ -59,16 +45,12 @@ public:
     {
         if (io.string)
             return false;
-        if (io.port >= kCom2 && io.port < kCom2 + kCom2Ports) {
-            if (io.in) {
-                uint8_t value = x86::inb(io.port);
-                regs.rax = (regs.rax & ~uint64_t{0xff}) | value;
-            } else {
-                x86::outb(io.port, static_cast<uint8_t>(regs.rax));
-            }
+        if (LinuxConsole::owns(io.port)) {
+            console->handle(io, regs);
             ++com2;
             return true;
         }
+        SpinlockGuard guard(lock);
         return policy.handle(io, regs, *this).ok();
     }
     void debug_line(const char* text, size_t length) override
@@ -76,140 +58,101 @@ public:
         console::print("vlibos: linux port 0xe9: %.*s\n", static_cast<int>(length), text);
     }
 
+    LinuxConsole* console = nullptr;
+    Spinlock lock;  // the policy's state (debug-port line, counters) is shared by the vCPUs
     IoPolicy policy;
     uint64_t com2 = 0;
 };
 
-struct Loaded {
-    GuestMemory memory;
-    EntryState entry;
-    uint64_t rsi = 0;
+// The VM, shared by its vCPUs (one per CPU of the Linux partition).
+struct LinuxVm {
+    LinuxImage image;
+    LinuxBoard board;
+    Vendor vendor = Vendor::Intel;
+    uint32_t apic_ids[LinuxBoard::kMaxVcpus] = {};  // the physical CPU of each vCPU, for kicks
+    bool ready = false;      // image and board set up by vCPU 0
+    bool failed = false;     // vCPU 0 could not set them up: the others give up too
+    bool stopping = false;   // a vCPU stopped: all stop
+    uint32_t running = 0;    // vCPUs not yet ended; the last one ends the activity
+    LinuxConsole console;
+    LinuxPorts ports;
+
+    bool handle_port(const IoExit& io, GuestRegisters& regs) { return ports.handle(io, regs); }
 };
 
-const char* module_text(const Machine& machine, const char* name, uint64_t& length)
+LinuxVm g_vm;
+// Written by the VM's vCPUs, read by RT cores (LINUX_STATE system call).
+LinuxVmState g_state = LinuxVmState::Absent;
+
+void set_state(LinuxVmState state) { __atomic_store_n(&g_state, state, __ATOMIC_RELEASE); }
+
+// The board tells a vCPU on another CPU that it has an interrupt or a start request.
+void kick_vcpu(size_t vcpu, void* context)
 {
-    const mb2::Module* m = find_boot_module(machine, "vlibos.linux", name);
-    if (m == nullptr)
-        return nullptr;
-    length = m->end - m->start;
-    return reinterpret_cast<const char*>(m->start);
+    auto* vm = static_cast<LinuxVm*>(context);
+    x86::Lapic::send_fixed(vm->apic_ids[vcpu], x86::kVectorKick);
 }
 
-bool load(Machine& machine, Loaded& out)
+void stop_all(LinuxVm& vm, size_t self)
 {
-    int p = linux_partition_index(machine);
-    const mm::PhysRange part{machine.plan.partitions[p].memory.base, machine.plan.partitions[p].memory.end};
-    mm::OwnerId owner = static_cast<mm::OwnerId>(1 + p);
-    if (part.size() < kLowBacking + 64 * kMiB) {
-        console::print("vlibos: linux: the partition's %llu MiB are too few (2 MiB for low memory + 64 MiB RAM)\n",
-                       static_cast<unsigned long long>(part.size() / kMiB));
-        return false;
-    }
-
-    uint64_t kernel_size = 0, initrd_size = 0, cmdline_size = 0;
-    const uint8_t* kernel = reinterpret_cast<const uint8_t*>(module_text(machine, "kernel", kernel_size));
-    const uint8_t* initrd = reinterpret_cast<const uint8_t*>(module_text(machine, "initrd", initrd_size));
-    const char* cmdline_module = module_text(machine, "cmdline", cmdline_size);
-    char cmdline[1024];
-    if (cmdline_module != nullptr) {
-        size_t n = cmdline_size < sizeof cmdline - 1 ? static_cast<size_t>(cmdline_size) : sizeof cmdline - 1;
-        memcpy(cmdline, cmdline_module, n);
-        while (n > 0 && (cmdline[n - 1] == '\n' || cmdline[n - 1] == '\r' || cmdline[n - 1] == '\0'))
-            --n;
-        cmdline[n] = '\0';
-    } else {
-        format(cmdline, sizeof cmdline, "%s", kDefaultCmdline);
-    }
-
-    auto bz = parse_bzimage(kernel, static_cast<size_t>(kernel_size));
-    if (!bz) {
-        char why[200];
-        format_bzimage_error(why, sizeof why, bz.error());
-        console::print("vlibos: linux: the kernel module is not a usable bzImage: %s\n", why);
-        return false;
-    }
-
-    mm::PhysRange ram{part.base + kLowBacking, part.end};
-    LayoutRequest request;
-    request.ram = &ram;
-    request.ram_count = 1;
-    request.low_memory_size = kLowMemory;
-    request.initrd_size = initrd != nullptr ? initrd_size : 0;
-    request.cmdline_length = strlen(cmdline);
-    size_t vcpus = 0;
-    for (uint32_t cpu = 0; cpu < machine.plan.cpu_count; ++cpu) {
-        if (machine.plan.cpu_owner[cpu] != p)
-            continue;
-        // The guest sees APIC ids 0..n-1; vCPU 0 starts Linux.
-        request.mp.processors[vcpus] = MpProcessor{static_cast<uint8_t>(vcpus), vcpus == 0};
-        ++vcpus;
-    }
-    request.mp.processor_count = vcpus;
-    request.mp.ioapic_id = static_cast<uint8_t>(vcpus);
-    auto layout = plan_layout(bz.value(), request);
-    if (!layout) {
-        char why[200];
-        format_layout_error(why, sizeof why, layout.error());
-        console::print("vlibos: linux: cannot lay out the kernel: %s\n", why);
-        return false;
-    }
-    const BootLayout& l = layout.value();
-
-    // Low memory and the hole are rebuilt from zero; the kernel and initrd go to their GPAs,
-    // which are their host addresses.
-    auto* low = reinterpret_cast<uint8_t*>(part.base);
-    memset(low, 0, kFirstMegabyte);
-    auto written = write_low_memory(low, kLowMemory, kernel, static_cast<size_t>(kernel_size), bz.value(), l, cmdline);
-    if (!written) {
-        char why[200];
-        format_layout_error(why, sizeof why, written.error());
-        console::print("vlibos: linux: cannot write the boot data: %s\n", why);
-        return false;
-    }
-    memcpy(reinterpret_cast<void*>(l.kernel_load), kernel + bz.value().kernel_offset,
-           static_cast<size_t>(bz.value().kernel_size));
-    if (initrd != nullptr)
-        memcpy(reinterpret_cast<void*>(l.initrd), initrd, static_cast<size_t>(initrd_size));
-
-    auto owned = [&](uint64_t hpa, uint64_t size) {
-        return machine.ownership.owned_entirely_by(mm::PhysRange::from_size(hpa, size), owner);
-    };
-    bool ok = out.memory.add(GuestRegion{0, part.base, kLowMemory, GuestAccess{true, true, true}}, owned) &&
-              out.memory.add(GuestRegion{kLowMemory, part.base + kLowMemory, kFirstMegabyte - kLowMemory,
-                                         GuestAccess{true, false, false}},
-                             owned) &&
-              out.memory.add(GuestRegion{ram.base, ram.base, ram.size(), GuestAccess{true, true, true}}, owned);
-    if (!ok) {
-        console::print("vlibos: linux: cannot build the guest memory map\n");
-        return false;
-    }
-
-    auto plan = plan_entry(l, EntryMode::Protected32);
-    if (!plan) {
-        console::print("vlibos: linux: the kernel cannot be entered through the 32-bit boot protocol\n");
-        return false;
-    }
-    const EntryPlan& e = plan.value();
-    out.entry = EntryState{EntryState::Mode::Protected32, e.rip, e.rsp, e.cs.selector, e.ds.selector, e.gdtr_base,
-                           e.gdtr_limit};
-    out.rsi = e.rsi;
-    console::print("vlibos: linux: bzImage protocol %u.%02u, %llu KiB kernel at %#llx (init_size %llu KiB), "
-                   "initrd %llu KiB at %#llx, %zu vcpu(s), RAM %#llx-%#llx (GPA == HPA), cmdline '%s'\n",
-                   bz.value().protocol >> 8, bz.value().protocol & 0xff,
-                   static_cast<unsigned long long>(bz.value().kernel_size / 1024),
-                   static_cast<unsigned long long>(l.kernel_load),
-                   static_cast<unsigned long long>(bz.value().init_size / 1024),
-                   static_cast<unsigned long long>(l.initrd_size / 1024), static_cast<unsigned long long>(l.initrd),
-                   vcpus, static_cast<unsigned long long>(ram.base), static_cast<unsigned long long>(ram.end), cmdline);
-    return true;
+    __atomic_store_n(&vm.stopping, true, __ATOMIC_RELEASE);
+    for (size_t i = 0; i < vm.image.vcpus; ++i)
+        if (i != self)
+            kick_vcpu(i, &vm);
 }
 
-void report_stop(const char* why, Vcpu& vcpu, const ExitInfo& exit, const ExitStats& stats, uint64_t started)
+// MMIO of one vCPU, carried out on the board at the time of the exit.
+class BoardMmio final : public MmioDevice {
+public:
+    BoardMmio(LinuxBoard& board, size_t vcpu) : board_(board), vcpu_(vcpu) {}
+    bool mmio_read(uint64_t gpa, uint8_t size, uint64_t& value) override
+    {
+        return board_.mmio_read(vcpu_, gpa, size, value, now);
+    }
+    bool mmio_write(uint64_t gpa, uint8_t size, uint64_t value) override
+    {
+        return board_.mmio_write(vcpu_, gpa, size, value, now);
+    }
+    uint64_t now = 0;
+
+private:
+    LinuxBoard& board_;
+    size_t vcpu_;
+};
+
+void report_devices(LinuxVm& vm)
+{
+    LinuxBoard& board = vm.board;
+    devices::VirtualIoapic::Stats io = board.ioapic_stats();
+    LinuxBoard::Stats b = board.stats();
+    devices::IpiFilter::Stats f = board.ipi_stats();
+    for (size_t i = 0; i < board.vcpus(); ++i) {
+        devices::VirtualLapic::Stats l = board.lapic_stats(i);
+        console::print("vlibos: linux: vcpu %zu lapic: reads %llu writes %llu errors %llu timer interrupts %llu "
+                       "eois %llu ipis %llu\n",
+                       i, static_cast<unsigned long long>(l.reads), static_cast<unsigned long long>(l.writes),
+                       static_cast<unsigned long long>(l.errors), static_cast<unsigned long long>(l.timer_interrupts),
+                       static_cast<unsigned long long>(l.eois), static_cast<unsigned long long>(l.ipis));
+    }
+    char dropped[160];
+    board.format_last_dropped(dropped, sizeof dropped);
+    console::print("vlibos: linux: ioapic: writes %llu (to pins not the VM's %llu), deliveries %llu; messages "
+                   "delivered %llu, blocked %llu, refused %llu; INIT %llu, SIPI %llu, NMI %llu%s%s\n",
+                   static_cast<unsigned long long>(io.writes), static_cast<unsigned long long>(io.unowned_writes),
+                   static_cast<unsigned long long>(io.deliveries), static_cast<unsigned long long>(f.delivered),
+                   static_cast<unsigned long long>(f.blocked), static_cast<unsigned long long>(f.refused),
+                   static_cast<unsigned long long>(b.inits), static_cast<unsigned long long>(b.startups),
+                   static_cast<unsigned long long>(b.nmis), dropped[0] != '\0' ? "; last dropped: " : "", dropped);
+}
+
+void report_stop(size_t index, const char* why, Vcpu& vcpu, const ExitInfo& exit, const ExitStats& stats,
+                 uint64_t started)
 {
     Vcpu::ControlState c = vcpu.control_state();
-    console::print("vlibos: linux: stopped after %llu ms: %s at guest rip %#llx; exit %s (raw %#llx, qualification "
+    console::print("vlibos: linux: vcpu %zu stopped after %llu ms: %s at guest rip %#llx; exit %s (raw %#llx, qualification "
                    "%#llx, info %#llx); cr0 %#llx cr3 %#llx cr4 %#llx efer %#llx\n",
-                   static_cast<unsigned long long>(x86::tsc::to_microseconds(x86::tsc::now() - started) / 1000), why,
+                   index, static_cast<unsigned long long>(x86::tsc::to_microseconds(x86::tsc::now() - started) / 1000),
+                   why,
                    static_cast<unsigned long long>(vcpu.rip()), exit_reason_name(exit.reason),
                    static_cast<unsigned long long>(exit.raw_reason),
                    static_cast<unsigned long long>(exit.raw_qualification),
@@ -221,107 +164,113 @@ void report_stop(const char* why, Vcpu& vcpu, const ExitInfo& exit, const ExitSt
         if (stats.count[r] != 0)
             line.append(" %s=%llu", exit_reason_name(static_cast<ExitReason>(r)),
                         static_cast<unsigned long long>(stats.count[r]));
-    console::print("vlibos: linux: exits:%s\n", line.c_str());
+    console::print("vlibos: linux: vcpu %zu exits:%s\n", index, line.c_str());
 }
 
-} // namespace
-
-bool linux_vm_configured(const Machine& machine)
+// One vCPU's exit loop, until it or another vCPU stops the VM.
+void run_vcpu(LinuxVm& vm, size_t self, Vcpu* vcpu, GuestRegisters& regs)
 {
-    return linux_partition_index(machine) >= 0 && find_boot_module(machine, "vlibos.linux", "kernel") != nullptr;
-}
-
-bool runs_linux_boot_vcpu(const Machine& machine, uint32_t cpu)
-{
-    int p = linux_partition_index(machine);
-    if (p < 0 || !linux_vm_configured(machine))
-        return false;
-    for (uint32_t c = 0; c < machine.plan.cpu_count; ++c)
-        if (machine.plan.cpu_owner[c] == p)
-            return c == cpu;
-    return false;
-}
-
-void linux_vm_main(Machine& machine, uint32_t cpu)
-{
-    static Loaded loaded;
-    const char* why_not = "";
-    Backend* backend = detect_backend(&why_not);
-    Vcpu* vcpu = nullptr;
-    VmError error = VmError::NotSupported;
-    if (backend == nullptr) {
-        console::print("vlibos: linux: no virtualisation backend on cpu %u: %s\n", cpu, why_not);
-    } else if (auto enabled = backend->enable_on_this_cpu(monitor_pages()); !enabled) {
-        console::print("vlibos: linux: cannot enable %s on cpu %u: %s\n", backend->name(), cpu,
-                       describe(enabled.error()));
-    } else if ((vcpu = backend->create_vcpu(monitor_pages(), error)) == nullptr) {
-        console::print("vlibos: linux: cannot create a vCPU on cpu %u: %s\n", cpu, describe(error));
-    }
-    if (vcpu == nullptr || !load(machine, loaded)) {
-        activity_ended("the Linux VM (not started)");
-        return;
-    }
-    auto prepared = vcpu->prepare(loaded.memory, loaded.entry, kTag);
-    if (!prepared) {
-        console::print("vlibos: linux: cannot prepare the vCPU: %s\n", describe(prepared.error()));
-        activity_ended("the Linux VM (not started)");
-        return;
-    }
-    Vendor vendor = strcmp(backend->name(), "svm") == 0 ? Vendor::Amd : Vendor::Intel;
-    console::print("vlibos: linux: starting on cpu %u (%s), 32-bit entry at %#llx\n", cpu, backend->name(),
-                   static_cast<unsigned long long>(loaded.entry.rip));
-
-    GuestRegisters regs{};
-    regs.rsi = loaded.rsi;
-    LinuxPorts ports;
     MsrPolicy msrs;
-    GuestMsrs guest_msrs(true);
+    GuestMsrs guest_msrs(self == 0);
     ExitStats stats;
+    BoardMmio mmio(vm.board, self);
+    const GuestCpu guest_cpu{vm.vendor, static_cast<uint8_t>(self), true};
     uint64_t started = x86::tsc::now();
+    uint64_t injected = 0, halts = 0;
+    bool halted = false;
     const char* why = nullptr;
+    char detail[160] = "";
     ExitInfo exit;
     while (why == nullptr) {
-        vcpu->arm_timer(x86::tsc::from_microseconds(kTimeSliceUs));
+        if (__atomic_load_n(&vm.stopping, __ATOMIC_ACQUIRE)) {
+            why = "the VM stopped (another vCPU stopped it)";
+            break;
+        }
+        if (self == 0)
+            vm.console.poll();
+        uint64_t now = x86::tsc::now();
+        vm.board.expire_timers(self, now);
+        // Interrupts: inject the LAPIC's highest pending vector when the guest can take it,
+        // otherwise ask for an exit as soon as it can.
+        if (vm.board.take_nmi(self)) {
+            vcpu->inject_exception(kVectorNmi, false, 0);
+            halted = false;
+        }
+        uint8_t vector = vm.board.pending_vector(self);
+        if (vector != 0) {
+            if (vcpu->can_inject_interrupt()) {
+                vcpu->inject_interrupt(vector);
+                vm.board.acknowledge(self, vector);
+                ++injected;
+                halted = false;
+            } else {
+                vcpu->set_interrupt_window_exit(true);
+            }
+        }
+        uint64_t deadline = vm.board.next_deadline(self);
+        if (halted) {
+            // HLT with interrupts on: sleep until the guest's timer or a kick, at most one slice
+            // (devices are polled on the way).
+            uint64_t slice_end = now + x86::tsc::from_microseconds(kTimeSliceUs);
+            idle_until(deadline < slice_end ? deadline : slice_end);
+            continue;
+        }
+        uint64_t slice = x86::tsc::from_microseconds(kTimeSliceUs);
+        if (deadline != devices::kNever)
+            slice = deadline <= now ? 1 : (deadline - now < slice ? deadline - now : slice);
+        vcpu->arm_timer(slice);
         uint64_t entered = x86::tsc::now();
         vcpu->run(regs, exit);
         uint64_t exited = x86::tsc::now();
         bool advance = false;
         switch (exit.reason) {
         case ExitReason::Cpuid:
-            emulate_cpuid(regs, vendor);
+            emulate_cpuid(regs, guest_cpu);
             advance = true;
             break;
         case ExitReason::IoPort:
-            if (!ports.handle(exit.io, regs))
+            if (!vm.handle_port(exit.io, regs))
                 why = "string port I/O (not emulated)";
             advance = true;
             break;
         case ExitReason::MsrRead:
         case ExitReason::MsrWrite: {
             uint64_t value = 0;
-            if (exit.reason == ExitReason::MsrRead && guest_msrs.read(exit.msr.index, value)) {
+            uint64_t written = (regs.rdx << 32) | (regs.rax & 0xffffffffu);
+            bool fault = false;
+            if (exit.reason == ExitReason::MsrRead &&
+                (vm.board.msr_read(self, exit.msr.index, value) || guest_msrs.read(exit.msr.index, value))) {
                 regs.rax = value & 0xffffffffu;
                 regs.rdx = value >> 32;
                 advance = true;
                 break;
             }
             if (exit.reason == ExitReason::MsrWrite &&
-                guest_msrs.write(exit.msr.index, (regs.rdx << 32) | (regs.rax & 0xffffffffu))) {
+                ((vm.board.msr_write(self, exit.msr.index, written, fault) && !fault) ||
+                 (!fault && guest_msrs.write(exit.msr.index, written)))) {
                 advance = true;
                 break;
             }
-            MsrVerdict verdict = exit.reason == ExitReason::MsrRead
-                                     ? msrs.read(exit.msr.index)
-                                     : msrs.write(exit.msr.index, (regs.rdx << 32) | (regs.rax & 0xffffffffu));
+            MsrVerdict verdict = exit.reason == ExitReason::MsrRead ? msrs.read(exit.msr.index)
+                                                                     : msrs.write(exit.msr.index, written);
             vcpu->inject_exception(verdict.vector, verdict.has_error_code, verdict.error_code);
             break;
         }
         case ExitReason::Hlt:
             advance = true;
+            ++halts;
             if ((vcpu->rflags() & kRflagsInterruptEnable) == 0)
                 why = "HLT with interrupts disabled";
+            else
+                halted = true;
             break;
         case ExitReason::NestedPageFault:
+            if (LinuxBoard::is_device_page(exit.npf.guest_physical)) {
+                mmio.now = exited;
+                if (!emulate_mmio(*vcpu, regs, exit, vm.image.memory, mmio, detail, sizeof detail))
+                    why = detail;
+                break;
+            }
             why = exit.npf.mapped ? "an access its memory map does not allow" : "an access outside its memory";
             break;
         case ExitReason::Hypercall:
@@ -359,12 +308,157 @@ void linux_vm_main(Machine& machine, uint32_t cpu)
         stats.record(exit.reason, exited - entered, x86::tsc::now() - exited);
     }
     vcpu->arm_timer(0);
-    report_stop(why, *vcpu, exit, stats, started);
-    console::print("vlibos: linux: COM2 accesses %llu, other port writes ignored %llu, MSR accesses refused %llu\n",
-                   static_cast<unsigned long long>(ports.com2),
-                   static_cast<unsigned long long>(ports.policy.stats().ignored_outs),
+    if (!__atomic_load_n(&vm.stopping, __ATOMIC_ACQUIRE))
+        stop_all(vm, self);  // one vCPU stopping stops the VM
+    report_stop(self, why, *vcpu, exit, stats, started);
+    console::print("vlibos: linux: vcpu %zu: interrupts injected %llu, halts %llu, MSR accesses refused %llu\n", self,
+                   static_cast<unsigned long long>(injected), static_cast<unsigned long long>(halts),
                    static_cast<unsigned long long>(msrs.total()));
+}
+
+// Ends this CPU's part of the VM; the last vCPU to end reports the devices and ends the activity.
+void vcpu_ended(LinuxVm& vm)
+{
+    if (__atomic_sub_fetch(&vm.running, 1u, __ATOMIC_ACQ_REL) != 0)
+        return;
+    {
+        SpinlockGuard guard(vm.ports.lock);
+        devices::VirtualUart::Stats u = vm.console.stats();
+        console::print("vlibos: linux: COM2 accesses %llu (bytes out %llu, in %llu, overruns %llu, interrupts %llu), "
+                       "other port writes ignored %llu\n",
+                       static_cast<unsigned long long>(vm.ports.com2), static_cast<unsigned long long>(u.tx_drained),
+                       static_cast<unsigned long long>(u.rx_bytes), static_cast<unsigned long long>(u.rx_overruns),
+                       static_cast<unsigned long long>(u.irq_raised),
+                       static_cast<unsigned long long>(vm.ports.policy.stats().ignored_outs));
+    }
+    if (vm.ready)
+        report_devices(vm);
+    set_state(LinuxVmState::Stopped);
     activity_ended("the Linux VM");
+}
+
+// The vCPU index of `cpu` in the Linux partition (its position among the partition's CPUs), or -1.
+int vcpu_index(const Machine& machine, uint32_t cpu)
+{
+    int p = linux_partition_index(machine);
+    if (p < 0)
+        return -1;
+    int index = 0;
+    for (uint32_t c = 0; c < machine.plan.cpu_count; ++c) {
+        if (machine.plan.cpu_owner[c] != p)
+            continue;
+        if (c == cpu)
+            return index < static_cast<int>(LinuxBoard::kMaxVcpus) ? index : -1;
+        ++index;
+    }
+    return -1;
+}
+
+} // namespace
+
+bool linux_vm_configured(const Machine& machine)
+{
+    return linux_partition_index(machine) >= 0 && find_boot_module(machine, "vlibos.linux", "kernel") != nullptr;
+}
+
+bool runs_linux_vcpu(const Machine& machine, uint32_t cpu)
+{
+    return linux_vm_configured(machine) && vcpu_index(machine, cpu) >= 0;
+}
+
+LinuxVmState linux_vm_state() { return __atomic_load_n(&g_state, __ATOMIC_ACQUIRE); }
+
+void linux_vm_announce() { set_state(LinuxVmState::Starting); }
+
+void linux_vm_main(Machine& machine, uint32_t cpu)
+{
+    LinuxVm& vm = g_vm;
+    int index = vcpu_index(machine, cpu);
+    if (index < 0)
+        return;
+    const auto self = static_cast<size_t>(index);
+    vm.apic_ids[self] = this_cpu()->apic_id;
+    if (self == 0) {
+        vm.running = 0;
+        for (uint32_t c = 0; c < machine.plan.cpu_count; ++c)
+            if (vcpu_index(machine, c) >= 0)
+                ++vm.running;
+    }
+
+    const char* why_not = "";
+    Backend* backend = detect_backend(&why_not);
+    Vcpu* vcpu = nullptr;
+    VmError error = VmError::NotSupported;
+    if (backend == nullptr) {
+        console::print("vlibos: linux: no virtualisation backend on cpu %u: %s\n", cpu, why_not);
+    } else if (auto enabled = backend->enable_on_this_cpu(monitor_pages()); !enabled) {
+        console::print("vlibos: linux: cannot enable %s on cpu %u: %s\n", backend->name(), cpu,
+                       describe(enabled.error()));
+    } else if ((vcpu = backend->create_vcpu(monitor_pages(), error)) == nullptr) {
+        console::print("vlibos: linux: cannot create a vCPU on cpu %u: %s\n", cpu, describe(error));
+    }
+
+    if (self == 0) {
+        // vCPU 0 loads Linux and sets the board up; the others wait for it.
+        bool ok = vcpu != nullptr && load_linux(machine, vm.image);
+        if (ok) {
+            vm.vendor = strcmp(backend->name(), "svm") == 0 ? Vendor::Amd : Vendor::Intel;
+            vm.board.init(vm.image.vcpus, x86::tsc::frequency(), kOwnedPins, vm.image.ioapic_id);
+            vm.board.set_kick(kick_vcpu, &vm);
+            vm.console.init(vm.board);
+            vm.ports.console = &vm.console;
+        }
+        __atomic_store_n(ok ? &vm.ready : &vm.failed, true, __ATOMIC_RELEASE);
+    } else {
+        while (!__atomic_load_n(&vm.ready, __ATOMIC_ACQUIRE) && !__atomic_load_n(&vm.failed, __ATOMIC_ACQUIRE))
+            x86::cpu_relax();
+    }
+    if (vcpu == nullptr || !vm.ready) {
+        if (vcpu != nullptr && self != 0)
+            console::print("vlibos: linux: vcpu %zu not started (the VM could not be loaded)\n", self);
+        vcpu_ended(vm);
+        return;
+    }
+
+    EntryState entry = vm.image.entry;
+    if (self != 0) {
+        // An application processor waits, as on a PC, for INIT and then STARTUP from the boot vCPU
+        // (SDM Vol. 3A 8.4.4), and starts in real mode at the SIPI's page.
+        bool init = false;
+        for (;;) {
+            if (__atomic_load_n(&vm.stopping, __ATOMIC_ACQUIRE)) {
+                console::print("vlibos: linux: vcpu %zu never started (no INIT/SIPI before the VM stopped)\n", self);
+                vcpu_ended(vm);
+                return;
+            }
+            LinuxBoard::StartRequest r = vm.board.take_start_request(self);
+            init = init || r.init;
+            if (init && r.startup) {
+                entry = EntryState{};
+                entry.mode = EntryState::Mode::Real16;
+                entry.rip = uint64_t{r.vector} << 12;
+                break;
+            }
+            idle_until(x86::tsc::now() + x86::tsc::from_microseconds(kTimeSliceUs));
+        }
+    }
+    auto prepared = vcpu->prepare(vm.image.memory, entry, kTag);
+    if (!prepared) {
+        console::print("vlibos: linux: cannot prepare vcpu %zu: %s\n", self, describe(prepared.error()));
+        stop_all(vm, self);
+        vcpu_ended(vm);
+        return;
+    }
+    console::print("vlibos: linux: vcpu %zu starting on cpu %u (%s), %s entry at %#llx\n", self, cpu, backend->name(),
+                   entry.mode == EntryState::Mode::Real16 ? "real-mode" : "32-bit",
+                   static_cast<unsigned long long>(entry.rip));
+    GuestRegisters regs{};
+    if (self == 0) {
+        regs.rsi = vm.image.rsi;
+        set_state(LinuxVmState::Running);
+    }
+    run_vcpu(vm, self, vcpu, regs);
+    vcpu_ended(vm);
 }
 
 } // namespace vlibos::vmm

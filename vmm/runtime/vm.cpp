@@ -147,7 +147,7 @@ StopReport Vm::run(Vcpu& vcpu_ref, Vendor vendor, const VmSpec& spec)
 
         switch (exit.reason) {
         case ExitReason::Cpuid:
-            emulate_cpuid(regs, vendor);
+            emulate_cpuid(regs, GuestCpu{vendor, 0, false});
             advance = true;
             break;
         case ExitReason::Hypercall: {

@@ -274,6 +274,14 @@ public:
         return ControlState{v.save.cr0, v.save.cr3, v.save.cr4, v.save.efer & ~efer::kSvmEnable};
     }
 
+    // CS as the VMCB save area keeps it (APM Vol. 2 §15.5.1, attributes packed as seg_attr says).
+    CodeSegment code_segment() const override
+    {
+        const Vmcb& v = vmcb();
+        return {v.save.cs.base, (v.save.cs.attrib & seg_attr::kLong) != 0,
+                (v.save.cs.attrib & seg_attr::kDefaultBig) != 0};
+    }
+
 private:
     Vmcb& vmcb() const { return *reinterpret_cast<Vmcb*>(vmcb_pa_); }
     void load_real_mode_state(Vmcb& v, const vmm::EntryState& entry);

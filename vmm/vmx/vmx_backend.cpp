@@ -418,6 +418,16 @@ public:
                 visible(Vmcs::read(Field::GuestCr4), cr4_mask_, cr4_shadow_), Vmcs::read(Field::GuestEfer)};
     }
 
+    // CS base and access rights from the guest-state area (SDM Vol. 3 §25.4.1, Table 25-2).
+    CodeSegment code_segment() const override
+    {
+        if (!current())
+            return {};
+        auto rights = Vmcs::read<uint32_t>(Field::GuestCsAccessRights);
+        return {Vmcs::read(Field::GuestCsBase), (rights & access_rights::kLong) != 0,
+                (rights & access_rights::kDefaultBig) != 0};
+    }
+
 private:
     void pass_through_msr(uint32_t msr)
     {

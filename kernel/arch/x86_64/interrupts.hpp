@@ -17,6 +17,9 @@ constexpr uint8_t kFirstExternalVector = 32;
 
 // Vectors the monitor assigns.
 constexpr uint8_t kVectorLapicTimer = 0x20;
+// Another CPU wants this one to look at its work again (a Linux vCPU got an interrupt): the
+// interrupt itself is the message; it only wakes HLT or forces a VM exit.
+constexpr uint8_t kVectorKick = 0x21;
 constexpr uint8_t kVectorSpurious = 0xff;
 
 // Saved by isr.S in this order (lowest address first), then the CPU's own frame.

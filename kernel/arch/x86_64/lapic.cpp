@@ -105,6 +105,8 @@ void Lapic::send_startup(uint32_t apic_id, uint8_t page_vector)
     write_icr(apic_id, kIcrDeliveryStartup | kIcrLevelAssert | page_vector);
 }
 
+void Lapic::send_fixed(uint32_t apic_id, uint8_t vector) { write_icr(apic_id, kIcrLevelAssert | vector); }
+
 bool Lapic::has_tsc_deadline() { return (cpuid(1).ecx & feature::kLeaf1EcxTscDeadline) != 0; }
 
 void Lapic::arm_tsc_deadline(uint8_t vector, uint64_t tsc_deadline)

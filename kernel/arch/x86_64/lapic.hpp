@@ -26,6 +26,9 @@ public:
     static void send_init(uint32_t apic_id);
     static void send_startup(uint32_t apic_id, uint8_t page_vector);
     static bool wait_for_ipi_delivery();  // xAPIC only: false if the ICR stays busy
+    // A fixed, edge-triggered interrupt `vector` to one CPU (SDM Vol. 3 §11.6.1): the monitor's
+    // cross-CPU kick.
+    static void send_fixed(uint32_t apic_id, uint8_t vector);
 
     // Timer (SDM Vol. 3 §11.5.4): TSC-deadline mode when available, else one-shot count.
     static bool has_tsc_deadline();

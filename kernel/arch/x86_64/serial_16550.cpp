@@ -40,6 +40,14 @@ unsigned Serial16550::room() const
     return (inb(static_cast<uint16_t>(base_ + LineStatus)) & kLsrTransmitterEmpty) != 0 ? kFifoDepth : 0;
 }
 
+bool Serial16550::get_now(uint8_t& byte) const
+{
+    if ((inb(static_cast<uint16_t>(base_ + LineStatus)) & kLsrDataReady) == 0)
+        return false;
+    byte = inb(static_cast<uint16_t>(base_ + Data));
+    return true;
+}
+
 void Serial16550::put_now(char c) const { outb(static_cast<uint16_t>(base_ + Data), static_cast<uint8_t>(c)); }
 
 } // namespace vlibos::x86

@@ -17,6 +17,8 @@ public:
     // empty, PC16550D "FIFO mode"; none otherwise), and writing one of them.
     unsigned room() const;
     void put_now(char c) const;
+    // A received byte, if the receive buffer holds one (LSR.DR); never waits.
+    bool get_now(uint8_t& byte) const;
 
     static constexpr unsigned kFifoDepth = 16;
 
@@ -30,6 +32,7 @@ private:
         ModemControl = 4,    // MCR
         LineStatus = 5,      // LSR
     };
+    static constexpr uint8_t kLsrDataReady = 0x01;
     static constexpr uint8_t kLcrDivisorLatch = 0x80;
     static constexpr uint8_t kLcr8N1 = 0x03;
     static constexpr uint8_t kFcrEnableClear14 = 0xc7;  // enable, clear both FIFOs, 14-byte trigger

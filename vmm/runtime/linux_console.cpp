@@ -1,0 +1,86 @@
+#include "vmm/runtime/linux_console.hpp"
+
+namespace vlibos::vmm {
+
+using devices::IrqEdge;
+
+void LinuxConsole::init(LinuxBoard& board)
+{
+    board_ = &board;
+    hardware_.init();
+}
+
+void LinuxConsole::signal(IrqEdge edge)
+{
+    // ISA interrupts are edge-triggered (the MP table says "conforms to the bus"): a rising
+    // edge sends one interrupt; Linux's handler reads IIR until the line is low again.
+    if (edge == IrqEdge::Raised)
+        board_->raise(kPin);
+    else if (edge == IrqEdge::Lowered)
+        board_->lower(kPin);
+}
+
+void LinuxConsole::handle(const IoExit& io, GuestRegisters& regs)
+{
+    IrqEdge edge = IrqEdge::None;
+    {
+        SpinlockGuard guard(lock_);
+        const uint32_t offset = static_cast<uint32_t>(io.port - kBase);
+        const uint64_t mask = io.size >= 4 ? 0xffff'ffffull : (uint64_t{1} << (8 * io.size)) - 1;
+        if (io.in) {
+            auto r = uart_.read(offset, io.size);
+            uint64_t value = r ? r.value().value : mask;  // a refused access reads as an empty bus
+            if (r)
+                edge = r.value().irq;
+            // IN AL/AX/EAX: the upper bits of RAX stay (EAX: zero-extended to RAX, SDM Vol. 1 §3.4.1.1).
+            regs.rax = io.size >= 4 ? (value & mask) : ((regs.rax & ~mask) | (value & mask));
+        } else {
+            auto r = uart_.write(offset, io.size, static_cast<uint32_t>(regs.rax & mask));
+            if (r)
+                edge = r.value();
+        }
+    }
+    signal(edge);
+    // Output the guest just wrote goes out now if the real FIFO has room (no wait for the poll).
+    if (!io.in)
+        poll();
+}
+
+void LinuxConsole::poll()
+{
+    IrqEdge edges[3] = {IrqEdge::None, IrqEdge::None, IrqEdge::None};
+    {
+        SpinlockGuard guard(lock_);
+        if (uart_.output_pending() != 0) {
+            unsigned room = hardware_.room();
+            uint8_t bytes[x86::Serial16550::kFifoDepth];
+            if (room != 0) {
+                devices::UartOutput out = uart_.take_output(bytes, room);
+                for (size_t i = 0; i < out.count; ++i)
+                    hardware_.put_now(static_cast<char>(bytes[i]));
+                edges[0] = out.irq;
+            }
+        }
+        uint8_t byte = 0;
+        bool received = false;
+        while (uart_.receive_room() != 0 && hardware_.get_now(byte)) {
+            IrqEdge e = uart_.receive(byte);
+            if (e != IrqEdge::None)
+                edges[1] = e;
+            received = true;
+        }
+        // The batch is over: bytes below the trigger level interrupt now (the character timeout).
+        if (received)
+            edges[2] = uart_.line_idle();
+    }
+    for (IrqEdge e : edges)
+        signal(e);
+}
+
+devices::VirtualUart::Stats LinuxConsole::stats()
+{
+    SpinlockGuard guard(lock_);
+    return uart_.stats();
+}
+
+} // namespace vlibos::vmm
