@@ -38,7 +38,20 @@ enum vlibos_syscall {
     VLIBOS_SYS_THREAD_EXIT = 5,
     /* (struct vlibos_vcpu_stats* out) -> 0. Statistics of the calling thread's VCPU. */
     VLIBOS_SYS_VCPU_STATS = 6,
+    /* () -> the Linux VM's state, an enum vlibos_linux_state. Never blocks; any thread may ask,
+     * as often as it likes (one atomic load in the kernel). */
+    VLIBOS_SYS_LINUX_STATE = 7,
     VLIBOS_SYS_COUNT
+};
+
+/* The Linux VM's life, as VLIBOS_SYS_LINUX_STATE reports it. Absent is decided at boot, before any
+ * RT application runs, and never changes; otherwise the VM goes starting -> running -> stopped
+ * (or starting -> stopped if it fails before it is entered). */
+enum vlibos_linux_state {
+    VLIBOS_LINUX_ABSENT = 0,   /* no Linux partition in the configuration, or no kernel module */
+    VLIBOS_LINUX_STARTING = 1, /* being loaded, or not yet entered */
+    VLIBOS_LINUX_RUNNING = 2,  /* its vCPUs run */
+    VLIBOS_LINUX_STOPPED = 3   /* it stopped: halt, power-off, crash, or something the monitor refused */
 };
 
 /* Error codes (returned negated). Numbers follow Linux errno where one fits. */

@@ -217,6 +217,8 @@ int64_t vlibos_read_vcpu_stats(vlibos_vcpu_stats* out)
     return vlibos_syscall1(VLIBOS_SYS_VCPU_STATS, reinterpret_cast<uint64_t>(out));
 }
 
+int vlibos_linux_state(void) { return static_cast<int>(vlibos_syscall0(VLIBOS_SYS_LINUX_STATE)); }
+
 const char* vlibos_strerror(int64_t code) { return vlibos::rt::detail::error_name(code); }
 
 const char* vlibos_arg_next(const char** cursor, size_t* length)

@@ -39,16 +39,24 @@ IOAPIC_RE = re.compile(r"^vlibos: linux: ioapic: .* messages delivered (\d+), bl
 LAPIC_RE = re.compile(r"^vlibos: linux: vcpu 0 lapic: .* timer interrupts (\d+)")
 MARKER_RE = re.compile(r"vlibos-linux: user space up, uptime ([0-9.]+)")
 CMDLINE = "earlyprintk=serial,0x2f8,115200 console=ttyS1,115200"
-SHELL = [
-    ("expect", r"vlibos-linux: user space up", 400),
-    ("expect", r"vlibos-linux# $", 60),
-    ("send", "echo hello-$((6*7))"),
-    ("expect", r"^hello-42\n", 60),
-    ("send", "uname -r"),
-    ("expect", r"^6\.1\.\S+\n", 60),
-    ("send", "exit"),
-    ("expect", r"vlibos-linux: shell exited, powering off", 60),
-]
+AP_START_RE = re.compile(r"^vlibos: linux: vcpu (\d+) starting on cpu (\d+) \((\w+)\), real-mode entry at (0x[0-9a-f]+)")
+STARTS_RE = re.compile(r"INIT (\d+), SIPI (\d+)")
+
+
+def shell_script(vcpus):
+    return [
+        ("expect", r"vlibos-linux: user space up", 400),
+        ("expect", r"vlibos-linux# $", 60),
+        ("send", "echo hello-$((6*7))"),
+        ("expect", r"^hello-42\n", 60),
+        ("send", "uname -r"),
+        ("expect", r"^6\.1\.\S+\n", 60),
+        # Linux's CPUs are the partition's: 1 vCPU on 2 CPUs, 2 on 4 (the AP started by INIT/SIPI).
+        ("send", "grep -c ^processor /proc/cpuinfo"),
+        ("expect", r"^%d\n" % vcpus, 60),
+        ("send", "exit"),
+        ("expect", r"vlibos-linux: shell exited, powering off", 60),
+    ]
 
 
 def main():
@@ -61,7 +69,8 @@ def main():
         c.check(False, "no guest kernel/initramfs in %s: run tools/vlibos linux first" % linux_dir)
         return c.finish()
     args.linux = (kernel, initrd, CMDLINE)
-    b = sc.boot(args, com2_script=SHELL)
+    vcpus = 2 if args.smp >= 4 else 1  # the default configurations: 2cpu.cfg, 4cpu.cfg
+    b = sc.boot(args, com2_script=shell_script(vcpus))
     sc.check_halted(c, b, status=0)
     sc.check_no_faults(c, b)
     sc.check_com2_script(c, b)
@@ -98,17 +107,25 @@ def main():
     c.check(len(usable) == 2, "Linux sees %d usable ranges, expected low memory and its partition" % len(usable))
     c.check("found SMP MP-table" in text and "MPTABLE: OEM ID: VLIBOS" in text, "Linux did not find the MP table")
 
-    stops = b.matching(STOP_RE)
+    stops = [(line, m) for line, m in b.matching(STOP_RE) if m.group(1) == "0"]
     if c.check(len(stops) == 1, "expected one 'linux: vcpu 0 stopped' report, got %d" % len(stops)):
         m = stops[0][1]
-        c.check(m.group(3) == "HLT with interrupts disabled", "Linux did not halt as asked: %s" % m.group(0))
+        c.check(m.group(3).startswith("every vCPU halted with interrupts disabled"), "Linux did not halt as asked: %s" % m.group(0))
         print("test: figure %s: Linux ran %s ms in its VM" % (args.emulator, m.group(2)))
     c.check("reboot: System halted" in text, "Linux did not report its halt")
+    aps = b.matching(AP_START_RE)
+    c.check(len(aps) == vcpus - 1, "expected %d application processor(s) started, got %d" % (vcpus - 1, len(aps)))
+    for _, m in aps:
+        c.check(int(m.group(2)) >= 2, "vcpu %s ran on cpu %s, an RT cpu" % (m.group(1), m.group(2)))
     io = b.matching(IOAPIC_RE)
     if c.check(len(io) == 1, "no 'linux: ioapic' report"):
         m = io[0][1]
         c.check(int(m.group(1)) > 0, "no interrupt reached Linux through the I/O APIC (COM2)")
         c.check(int(m.group(2)) == 0 and int(m.group(3)) == 0, "messages left the guest: %s" % m.group(0))
+        starts = STARTS_RE.search(b.lines[io[0][0]])
+        if vcpus > 1:
+            c.check(starts and int(starts.group(1)) >= 1 and int(starts.group(2)) >= 1,
+                    "no INIT/SIPI reached the AP: %s" % m.group(0))
     lapic = b.matching(LAPIC_RE)
     if c.check(len(lapic) == 1, "no 'linux: vcpu 0 lapic' report"):
         c.check(int(lapic[0][1].group(1)) > 0, "the virtual LAPIC timer never fired")

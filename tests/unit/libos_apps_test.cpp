@@ -172,7 +172,7 @@ void check_layout(const App& app)
 
 TEST_CASE("libos apps: every RT application passes the kernel's ELF parser in the user window", "[libos]")
 {
-    for (const char* name : {"hello", "periodic", "misbehave"})
+    for (const char* name : {"hello", "periodic", "misbehave", "heartbeat"})
         check_layout(load_app(name));
 }
 
@@ -192,6 +192,12 @@ TEST_CASE("libos apps: the console formats integration tests rely on are in the 
         {"misbehave", "misbehave: overrun done periods=%llu misses=%llu\n"},
         {"misbehave", "misbehave: %s about to fault\n"},
         {"misbehave", "misbehave: %s NOT STOPPED\n"},
+        {"heartbeat", "heartbeat %llu t_ms=%llu linux=%s\n"},
+        {"heartbeat", "heartbeat done beats=%llu late=%llu\n"},
+        {"heartbeat", "absent"},
+        {"heartbeat", "starting"},
+        {"heartbeat", "running"},
+        {"heartbeat", "stopped"},
     };
     for (const Expect& e : expected) {
         INFO(e.app << ": " << e.text);

@@ -76,9 +76,10 @@ bool load_linux(Machine& machine, LinuxImage& out)
     }
     // What firmware and the PIT tell Linux on a PC, the monitor says on the command line: the
     // TSC's rate (there is no PIT to measure it against) and that it is stable (the guest's TSC
-    // is the host's invariant TSC, never offset or scaled). Later words win, so these do.
+    // is the host's invariant TSC, never offset or scaled); and that port 0x80 delays are
+    // pointless (each would be a VM exit for nothing). Later words win, so these do.
     size_t used = strlen(cmdline);
-    size_t wanted = format(cmdline + used, sizeof cmdline - used, " tsc_early_khz=%llu tsc=reliable",
+    size_t wanted = format(cmdline + used, sizeof cmdline - used, " tsc_early_khz=%llu tsc=reliable io_delay=none",
                            static_cast<unsigned long long>(x86::tsc::frequency() / 1000));
     if (used + wanted >= sizeof cmdline) {
         console::print("vlibos: linux: the command line is too long (at most %zu characters with the monitor's "

@@ -51,14 +51,36 @@ public:
             return true;
         }
         SpinlockGuard guard(lock);
+        if (io.port < kCountedPorts)
+            ++empty_bus[io.port];
         return policy.handle(io, regs, *this).ok();
+    }
+
+    // The legacy ports (below 0x400) Linux touched most on the empty bus, for the report.
+    void format_busiest(char* buffer, size_t size)
+    {
+        FormatBuffer<160> line;
+        bool taken[kCountedPorts] = {};
+        for (int n = 0; n < 4; ++n) {
+            size_t best = kCountedPorts;
+            for (size_t p = 0; p < kCountedPorts; ++p)
+                if (!taken[p] && empty_bus[p] != 0 && (best == kCountedPorts || empty_bus[p] > empty_bus[best]))
+                    best = p;
+            if (best == kCountedPorts)
+                break;
+            taken[best] = true;
+            line.append(" %#zx:%u", best, empty_bus[best]);
+        }
+        format(buffer, size, "%s", line.c_str());
     }
     void debug_line(const char* text, size_t length) override
     {
         console::print("vlibos: linux port 0xe9: %.*s\n", static_cast<int>(length), text);
     }
 
+    static constexpr size_t kCountedPorts = 0x400;
     LinuxConsole* console = nullptr;
+    uint32_t empty_bus[kCountedPorts] = {};
     Spinlock lock;  // the policy's state (debug-port line, counters) is shared by the vCPUs
     IoPolicy policy;
     uint64_t com2 = 0;
@@ -73,6 +95,10 @@ struct LinuxVm {
     bool ready = false;      // image and board set up by vCPU 0
     bool failed = false;     // vCPU 0 could not set them up: the others give up too
     bool stopping = false;   // a vCPU stopped: all stop
+    uint32_t stopper = 0;    // the vCPU that stopped it first
+    // vCPUs halted with interrupts off (or never started): when all are, Linux has halted or
+    // powered off, and the VM ends.
+    uint32_t parked = 0;
     uint32_t running = 0;    // vCPUs not yet ended; the last one ends the activity
     LinuxConsole console;
     LinuxPorts ports;
@@ -95,7 +121,10 @@ void kick_vcpu(size_t vcpu, void* context)
 
 void stop_all(LinuxVm& vm, size_t self)
 {
-    __atomic_store_n(&vm.stopping, true, __ATOMIC_RELEASE);
+    bool expected = false;
+    if (!__atomic_compare_exchange_n(&vm.stopping, &expected, true, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return;  // another vCPU stopped it first
+    vm.stopper = static_cast<uint32_t>(self);
     for (size_t i = 0; i < vm.image.vcpus; ++i)
         if (i != self)
             kick_vcpu(i, &vm);
@@ -167,6 +196,37 @@ void report_stop(size_t index, const char* why, Vcpu& vcpu, const ExitInfo& exit
     console::print("vlibos: linux: vcpu %zu exits:%s\n", index, line.c_str());
 }
 
+constexpr const char* kAllHalted = "every vCPU halted with interrupts disabled (Linux halted or powered off)";
+
+// HLT with interrupts disabled: the vCPU sleeps until an NMI (returns nullptr: it runs on), or
+// until the VM stops. The last vCPU to park stops the VM: Linux has halted (halt, power-off,
+// panic without reboot). An INIT to a parked vCPU would restart it through SIPI; the monitor
+// does not re-enter a vCPU, so it stays halted (CPU hot-plug is not offered).
+const char* park(LinuxVm& vm, size_t self, Vcpu& vcpu)
+{
+    uint32_t parked = __atomic_add_fetch(&vm.parked, 1u, __ATOMIC_ACQ_REL);
+    if (parked >= vm.image.vcpus) {
+        stop_all(vm, self);
+        return kAllHalted;
+    }
+    bool told = false;
+    for (;;) {
+        if (__atomic_load_n(&vm.stopping, __ATOMIC_ACQUIRE))
+            return "halted with interrupts disabled when the VM stopped";
+        if (vm.board.take_nmi(self)) {
+            __atomic_sub_fetch(&vm.parked, 1u, __ATOMIC_ACQ_REL);
+            vcpu.inject_exception(kVectorNmi, false, 0);
+            return nullptr;
+        }
+        if (vm.board.take_start_request(self).init && !told) {
+            console::print("vlibos: linux: vcpu %zu: INIT while halted; restarting a vCPU is not supported, it stays "
+                           "halted\n", self);
+            told = true;
+        }
+        idle_until(x86::tsc::now() + x86::tsc::from_microseconds(kTimeSliceUs));
+    }
+}
+
 // One vCPU's exit loop, until it or another vCPU stops the VM.
 void run_vcpu(LinuxVm& vm, size_t self, Vcpu* vcpu, GuestRegisters& regs)
 {
@@ -178,12 +238,14 @@ void run_vcpu(LinuxVm& vm, size_t self, Vcpu* vcpu, GuestRegisters& regs)
     uint64_t started = x86::tsc::now();
     uint64_t injected = 0, halts = 0;
     bool halted = false;
+    bool parked = false;
     const char* why = nullptr;
     char detail[160] = "";
     ExitInfo exit;
     while (why == nullptr) {
         if (__atomic_load_n(&vm.stopping, __ATOMIC_ACQUIRE)) {
-            why = "the VM stopped (another vCPU stopped it)";
+            format(detail, sizeof detail, "the VM stopped (vcpu %u stopped it)", vm.stopper);
+            why = detail;
             break;
         }
         if (self == 0)
@@ -260,7 +322,7 @@ void run_vcpu(LinuxVm& vm, size_t self, Vcpu* vcpu, GuestRegisters& regs)
             advance = true;
             ++halts;
             if ((vcpu->rflags() & kRflagsInterruptEnable) == 0)
-                why = "HLT with interrupts disabled";
+                parked = true;
             else
                 halted = true;
             break;
@@ -306,10 +368,13 @@ void run_vcpu(LinuxVm& vm, size_t self, Vcpu* vcpu, GuestRegisters& regs)
         if (advance && why == nullptr)
             vcpu->set_rip(vcpu->rip() + exit.instruction_length);
         stats.record(exit.reason, exited - entered, x86::tsc::now() - exited);
+        if (parked) {
+            parked = false;
+            why = park(vm, self, *vcpu);
+        }
     }
     vcpu->arm_timer(0);
-    if (!__atomic_load_n(&vm.stopping, __ATOMIC_ACQUIRE))
-        stop_all(vm, self);  // one vCPU stopping stops the VM
+    stop_all(vm, self);  // one vCPU stopping stops the VM (a no-op if it is stopping already)
     report_stop(self, why, *vcpu, exit, stats, started);
     console::print("vlibos: linux: vcpu %zu: interrupts injected %llu, halts %llu, MSR accesses refused %llu\n", self,
                    static_cast<unsigned long long>(injected), static_cast<unsigned long long>(halts),
@@ -324,12 +389,14 @@ void vcpu_ended(LinuxVm& vm)
     {
         SpinlockGuard guard(vm.ports.lock);
         devices::VirtualUart::Stats u = vm.console.stats();
+        char busiest[160];
+        vm.ports.format_busiest(busiest, sizeof busiest);
         console::print("vlibos: linux: COM2 accesses %llu (bytes out %llu, in %llu, overruns %llu, interrupts %llu), "
-                       "other port writes ignored %llu\n",
+                       "other port writes ignored %llu; empty-bus ports most used:%s\n",
                        static_cast<unsigned long long>(vm.ports.com2), static_cast<unsigned long long>(u.tx_drained),
                        static_cast<unsigned long long>(u.rx_bytes), static_cast<unsigned long long>(u.rx_overruns),
                        static_cast<unsigned long long>(u.irq_raised),
-                       static_cast<unsigned long long>(vm.ports.policy.stats().ignored_outs));
+                       static_cast<unsigned long long>(vm.ports.policy.stats().ignored_outs), busiest);
     }
     if (vm.ready)
         report_devices(vm);
@@ -405,6 +472,7 @@ void linux_vm_main(Machine& machine, uint32_t cpu)
             vm.vendor = strcmp(backend->name(), "svm") == 0 ? Vendor::Amd : Vendor::Intel;
             vm.board.init(vm.image.vcpus, x86::tsc::frequency(), kOwnedPins, vm.image.ioapic_id);
             vm.board.set_kick(kick_vcpu, &vm);
+            vm.parked = static_cast<uint32_t>(vm.image.vcpus - 1);  // the APs, until they start
             vm.console.init(vm.board);
             vm.ports.console = &vm.console;
         }
@@ -434,6 +502,7 @@ void linux_vm_main(Machine& machine, uint32_t cpu)
             LinuxBoard::StartRequest r = vm.board.take_start_request(self);
             init = init || r.init;
             if (init && r.startup) {
+                __atomic_sub_fetch(&vm.parked, 1u, __ATOMIC_ACQ_REL);
                 entry = EntryState{};
                 entry.mode = EntryState::Mode::Real16;
                 entry.rip = uint64_t{r.vector} << 12;

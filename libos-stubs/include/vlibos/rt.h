@@ -65,6 +65,10 @@ int64_t vlibos_wait_period(void);
 /* Fills *out with the statistics of the calling thread's VCPU; 0 or -error. */
 int64_t vlibos_read_vcpu_stats(struct vlibos_vcpu_stats* out);
 
+/* The Linux VM's state (VLIBOS_SYS_LINUX_STATE), an enum vlibos_linux_state: VLIBOS_LINUX_ABSENT
+ * (no Linux partition or kernel), _STARTING, _RUNNING or _STOPPED. Never blocks. */
+int vlibos_linux_state(void);
+
 /* The name of an error code, either sign: "EFAULT" for 14 or -14, "OK" for 0, "E?" if unknown. */
 const char* vlibos_strerror(int64_t code);
 

@@ -3,7 +3,8 @@
 //
 //   rt::Thread::spawn("fast", [&] { ... })          on a configured VCPU
 //   rt::Thread::spawn(budget, period, prio, body)   on a new VCPU (admission control decides)
-//   rt::Clock::now_ns(), rt::wait_period(), rt::vcpu_stats(), rt::print(fmt, ...), rt::exit(status)
+//   rt::Clock::now_ns(), rt::wait_period(), rt::vcpu_stats(), rt::linux_state(), rt::print(fmt, ...),
+//   rt::exit(status)
 //
 // Fallible calls return rt::Result<T>: a value or an rt::Error (the kernel's VLIBOS_E* code).
 #pragma once
@@ -83,6 +84,33 @@ inline Result<VcpuStats> vcpu_stats()
         return static_cast<Error>(-raw);
     return stats;
 }
+
+// The Linux VM's life (syscall_abi.h, enum vlibos_linux_state).
+enum class LinuxState : int32_t {
+    Absent = VLIBOS_LINUX_ABSENT,      // no Linux partition or no kernel module
+    Starting = VLIBOS_LINUX_STARTING,  // being loaded, or not yet entered
+    Running = VLIBOS_LINUX_RUNNING,    // its vCPUs run
+    Stopped = VLIBOS_LINUX_STOPPED,    // it stopped (halt, power-off, crash, refused)
+};
+
+// "absent", "starting", "running", "stopped" ("unknown" for anything else).
+inline const char* name(LinuxState state)
+{
+    switch (state) {
+    case LinuxState::Absent:
+        return "absent";
+    case LinuxState::Starting:
+        return "starting";
+    case LinuxState::Running:
+        return "running";
+    case LinuxState::Stopped:
+        return "stopped";
+    }
+    return "unknown";
+}
+
+// The Linux VM's state now; never blocks.
+inline LinuxState linux_state() { return static_cast<LinuxState>(vlibos_linux_state()); }
 
 // printf-style output, one console write per call (see vlibos_printf for the format subset).
 __attribute__((format(printf, 1, 2))) inline void print(const char* fmt, ...)
