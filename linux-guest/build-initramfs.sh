@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build the vlibos Linux guest initramfs: a gzip'd newc cpio archive holding busybox (static,
 # Debian busybox-static) with one symlink per applet, a skeleton (/dev/console, mount points) and
-# the overlay linux-guest/rootfs/ (its /init is PID 1).
+# the overlay linux-guest/rootfs/ (its /init is PID 1), and the guest modules DIR/modules/*.ko
+# (built by build-kernel.sh) as /lib/modules/*.ko.
 #
-#   linux-guest/build-initramfs.sh [--out DIR] [--busybox FILE] [--overlay DIR]
+#   linux-guest/build-initramfs.sh [--out DIR] [--busybox FILE] [--overlay DIR] [--modules MDIR]
 #
 # The archive is reproducible: entries sorted by path, owner root, mtime 0, normalised modes
 # (0755 for directories and executables, 0644 otherwise), gzip without name or time. It is
@@ -23,17 +24,20 @@ usage: linux-guest/build-initramfs.sh [--out DIR] [--busybox FILE] [--overlay DI
   --out DIR       where initramfs.cpio.gz goes (default: \$VLIBOS_BUILD_DIR/linux or build/linux)
   --busybox FILE  static busybox binary (default: /bin/busybox from busybox-static)
   --overlay DIR   files copied over the skeleton (default: linux-guest/rootfs)
+  --modules MDIR  kernel modules put in /lib/modules/ (default: DIR/modules, if it exists)
 EOF
 }
 
 out="${VLIBOS_BUILD_DIR:-$root/build}/linux"
 busybox=/bin/busybox
 overlay="$here/rootfs"
+modules=
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) [ $# -ge 2 ] || die "--out needs a directory"; out=$2; shift 2 ;;
         --busybox) [ $# -ge 2 ] || die "--busybox needs a file"; busybox=$2; shift 2 ;;
         --overlay) [ $# -ge 2 ] || die "--overlay needs a directory"; overlay=$2; shift 2 ;;
+        --modules) [ $# -ge 2 ] || die "--modules needs a directory"; modules=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument '$1'" ;;
     esac
@@ -42,12 +46,13 @@ done
 [ -d "$overlay" ] || die "overlay folder $overlay not found"
 [ -f "$overlay/init" ] && [ -x "$overlay/init" ] || die "$overlay/init is missing or not executable"
 applets=$("$busybox" --list-full 2>/dev/null) || die "$busybox --list-full failed"
+[ -n "$modules" ] || modules="$out/modules"
 
 exec python3 - "$busybox" "$overlay" "$out" "${VLIBOS_CACHE:-$HOME/.cache/vlibos}/initramfs" \
-    "${BASH_SOURCE[0]}" "$applets" <<'PY'
+    "${BASH_SOURCE[0]}" "$applets" "$modules" <<'PY'
 import gzip, hashlib, os, stat, sys, time
 
-busybox, overlay, out, cache, script, applets = sys.argv[1:7]
+busybox, overlay, out, cache, script, applets, modules = sys.argv[1:8]
 t0 = time.time()
 
 # path (no leading /) -> (kind, mode, payload): kind 'dir', 'file' (payload bytes),
@@ -105,6 +110,13 @@ for dirpath, dirnames, filenames in os.walk(overlay):
             add(rel, "file", 0o755 if st.st_mode & 0o111 else 0o644, data)
         else:
             sys.exit("initramfs: error: %s: only files, folders and symlinks are allowed in the overlay" % full)
+
+# The guest modules (build-kernel.sh: DIR/modules/*.ko), if any.
+if os.path.isdir(modules):
+    for name in sorted(os.listdir(modules)):
+        if name.endswith(".ko"):
+            with open(os.path.join(modules, name), "rb") as f:
+                add("lib/modules/" + name, "file", 0o644, f.read())
 
 # Cache key: this script (the format) plus every entry.
 h = hashlib.sha256()

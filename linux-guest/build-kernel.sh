@@ -9,7 +9,8 @@
 # Results are cached in ${VLIBOS_CACHE:-$HOME/.cache/vlibos}/linux/<source-version>-<hash>/
 # (hash: first 12 hex digits of the fragment's sha256): bzImage, config, build.log, and the
 # kernel build tree build/ (kept for out-of-tree modules). A second run with the same key is a
-# cache hit and only copies the result to --out DIR (default: build/linux).
+# cache hit and only copies the result to --out DIR (default: build/linux). Either way the
+# modules of linux-guest/modules/ are then built against it (cached too) into DIR/modules/.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -83,6 +84,9 @@ publish() {
         fi
     done
     say "bzImage: $out/bzImage ($(stat -c %s "$out/bzImage") bytes), config: $out/config"
+    # The out-of-tree guest modules (linux-guest/modules/, cached per kernel): DIR/modules/*.ko,
+    # which build-initramfs.sh puts in /lib/modules/.
+    "$here/modules/build-modules.sh" --kernel-dir "$dir" --out "$out/modules"
 }
 
 if [ "$check_cache" = 1 ]; then

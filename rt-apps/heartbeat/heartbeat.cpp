@@ -21,7 +21,8 @@
 //
 // Arguments (all optional):  period_ms=P  min_beats=M  max_beats=X
 //   period_ms   the beat period, 1..60000 ms (default 100); a multiple of the VCPU's period
-//               (every k-th release is a beat)
+//               (every k-th release is a beat; 0.1% off is accepted, as the kernel's period is
+//               in TSC ticks)
 //   min_beats   beats to print before it may end, 0..1000000000 (default 10)
 //   max_beats   beats after which it ends whatever Linux does, 1..1000000000 (default 100000)
 // Bad arguments print "heartbeat error: ..." and exit 2; a failed system call exits 1.
@@ -61,8 +62,10 @@ bool parse(const char* text, Config& config)
     return ok;
 }
 
-// The next release of the VCPU at or after `due`; 0 (and a printed error) if a wait fails.
-uint64_t wait_until_release(uint64_t due)
+// The first release of the VCPU at `due` or later; 0 (and a printed error) if a wait fails.
+// Release times come from the kernel's TSC grid converted to ns, so a release meant to be at
+// `due` may read a few ns early: anything within half a VCPU period of `due` counts.
+uint64_t wait_until_release(uint64_t due, uint64_t vcpu_period_ns)
 {
     for (;;) {
         auto released = rt::wait_period();
@@ -70,7 +73,7 @@ uint64_t wait_until_release(uint64_t due)
             rt::print("heartbeat error: wait_period failed: %s\n", released.error_name());
             return 0;
         }
-        if (released.value() >= due)
+        if (released.value() + vcpu_period_ns / 2 >= due)
             return released.value();
     }
 }
@@ -87,9 +90,14 @@ int main(const char* text)
         rt::print("heartbeat error: vcpu_stats failed: %s\n", stats.error_name());
         return 1;
     }
-    const uint64_t period_ns = config.period_ms * 1000000;
+    // The beat period is k VCPU periods. The VCPU's period comes back from the kernel's TSC
+    // ticks, so it may be a few ns off the configured one: allow 0.1%.
+    const uint64_t wanted_ns = config.period_ms * 1000000;
     const uint64_t vcpu_period_ns = stats.value().period_ns;
-    if (vcpu_period_ns == 0 || period_ns % vcpu_period_ns != 0) {
+    const uint64_t k = vcpu_period_ns != 0 ? (wanted_ns + vcpu_period_ns / 2) / vcpu_period_ns : 0;
+    const uint64_t period_ns = k * vcpu_period_ns;  // the beat period, on the release grid
+    const uint64_t error_ns = period_ns > wanted_ns ? period_ns - wanted_ns : wanted_ns - period_ns;
+    if (k == 0 || error_ns > wanted_ns / 1000) {
         rt::print("heartbeat error: period_ms=%llu is not a multiple of the VCPU's period (%llu ns)\n",
                   static_cast<ull>(config.period_ms), static_cast<ull>(vcpu_period_ns));
         return 2;
@@ -100,7 +108,7 @@ int main(const char* text)
 
     // The first beat is due at the VCPU's next release, so every beat starts on the release grid.
     uint64_t due = rt::Clock::now_ns();
-    uint64_t release = wait_until_release(due);
+    uint64_t release = wait_until_release(due, vcpu_period_ns);
     if (release == 0)
         return 1;
     due = release;
@@ -117,10 +125,10 @@ int main(const char* text)
         bool linux_gone = linux_state == rt::LinuxState::Absent || linux_state == rt::LinuxState::Stopped;
         if (beats >= config.max_beats || (beats >= config.min_beats && linux_gone))
             break;
-        // Releases lie on the VCPU's grid and the beat period is a multiple of its period, so
+        // Releases lie on the VCPU's grid and the beat period is k of its periods, so
         // release + period_ns is a release; if releases were missed, the next one comes later.
         due = release + period_ns;
-        release = wait_until_release(due);
+        release = wait_until_release(due, vcpu_period_ns);
         if (release == 0)
             return 1;
     }

@@ -51,6 +51,9 @@ def shell_script(vcpus):
         ("expect", r"^hello-42\n", 60),
         ("send", "uname -r"),
         ("expect", r"^6\.1\.\S+\n", 60),
+        # The date comes from the real clock, read through the monitor (not 1970: no RTC).
+        ("send", "date +%Y-%m-%d"),
+        ("expect", r"^(?!1970)\d{4}-\d\d-\d\d\n", 60),
         # Linux's CPUs are the partition's: 1 vCPU on 2 CPUs, 2 on 4 (the AP started by INIT/SIPI).
         ("send", "grep -c ^processor /proc/cpuinfo"),
         ("expect", r"^%d\n" % vcpus, 60),

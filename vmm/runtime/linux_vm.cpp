@@ -17,6 +17,7 @@
 #include "vmm/guest_msrs.hpp"
 #include "vmm/io_policy.hpp"
 #include "vmm/msr_policy.hpp"
+#include "vmm/runtime/cmos_clock.hpp"
 #include "vmm/runtime/exit_helpers.hpp"
 #include "vmm/runtime/linux_board.hpp"
 #include "vmm/runtime/linux_console.hpp"
@@ -36,7 +37,8 @@ constexpr uint64_t kTimeSliceUs = 1000;
 constexpr uint32_t kOwnedPins = 1u << LinuxConsole::kPin;
 constexpr uint8_t kVectorNmi = 2;
 
-// Port I/O of the Linux VM: COM2 is the console model; everything else is an empty bus (reads
+// Port I/O of the Linux VM: COM2 is the console model, 0x70/0x71 the real clock read through
+// (cmos_clock.hpp); everything else is an empty bus (reads
 // all ones, writes ignored and counted) — including the reset and power ports (0xcf9, the
 // keyboard controller, ACPI), so Linux cannot reset or power off the machine.
 class LinuxPorts final : public IoSink {
@@ -51,6 +53,10 @@ public:
             return true;
         }
         SpinlockGuard guard(lock);
+        if (CmosClock::owns(io.port)) {
+            clock.handle(io, regs);
+            return true;
+        }
         if (io.port < kCountedPorts)
             ++empty_bus[io.port];
         return policy.handle(io, regs, *this).ok();
@@ -80,6 +86,7 @@ public:
 
     static constexpr size_t kCountedPorts = 0x400;
     LinuxConsole* console = nullptr;
+    CmosClock clock;
     uint32_t empty_bus[kCountedPorts] = {};
     Spinlock lock;  // the policy's state (debug-port line, counters) is shared by the vCPUs
     IoPolicy policy;
