@@ -11,10 +11,13 @@
 // N counts beats, 1, 2, 3, ... with no gap, even when periods were missed; t_ms is the time of
 // the beat in ms since boot; linux is the Linux VM's state (absent, starting, running, stopped)
 // read at that beat. A beat is due at a release of the VCPU, one beat period after the previous
-// beat's; `late` counts the beat periods lost: a beat that comes more than one period after the
-// release it was due at adds the number of whole periods it is behind (the next beat is then due
-// one period after the release it actually got). The thread blocks on nothing but its period:
-// the console never blocks, and the Linux state is one load in the kernel.
+// beat's release. `late` counts the periods in which it woke later than one period after its
+// release: a beat that runs more than one beat period after its release counts 1, and beat
+// periods skipped whole (the kernel merged missed releases, so the release a wait returned is
+// later than due) count 1 each; the next beat is then due one period after the release it got.
+// After a stall the kernel may still hold releases that were not merged: the waits then return
+// at once and the beats catch up on the grid, each counted late. The thread blocks on nothing
+// but its period: the console never blocks, and the Linux state is one load in the kernel.
 //
 // It ends with exit status 0 after "heartbeat done ..." once it has printed at least min_beats
 // beats and Linux is absent or stopped, or when it has printed max_beats beats.
@@ -115,9 +118,13 @@ int main(const char* text)
     uint64_t beats = 0;
     uint64_t late = 0;
     for (;;) {
+        // Lost periods: beat periods skipped whole (the release came later than due), and this
+        // beat itself if it runs more than one period after its release.
         uint64_t now = rt::Clock::now_ns();
-        if (now > due && now - due > period_ns)
-            late += (now - due) / period_ns;
+        if (release > due)
+            late += (release - due + vcpu_period_ns / 2) / period_ns;
+        if (now > release && now - release > period_ns)
+            ++late;
         ++beats;
         rt::LinuxState linux_state = rt::linux_state();
         rt::print("heartbeat %llu t_ms=%llu linux=%s\n", static_cast<ull>(beats), static_cast<ull>(now / 1000000),
