@@ -42,12 +42,13 @@ PORTS_DONE_RE = re.compile(r"vlibos-hostile: ports: done: writes=(\d+)")
 
 
 def insmod(params, done, alive):
-    """insmod with `params`, wait for the module's `done` line, then Linux must still answer."""
+    """insmod with `params`, wait for the module's `done` line, unload it, then Linux must still
+    answer."""
     return [
         ("send", "insmod %s %s" % (MODULE, params)),
         ("expect", done, 120),
         ("expect", PROMPT, 60),
-        ("send", "echo alive-$((%d+0))" % alive),
+        ("send", "rmmod hostile; echo alive-$((%d+0))" % alive),
         ("expect", r"^alive-%d\n" % alive, 60),
     ]
 
@@ -78,8 +79,7 @@ def script_readrt(base):
 
 
 def first(regex, text):
-    m = regex.search(text)
-    return m
+    return regex.search(text)
 
 
 def check_common(c, b, name):
@@ -151,8 +151,8 @@ def main():
         c.check(int(m.group(6)) >= refused, "refused %s < the %d SMIs sent" % (m.group(6), refused))
         c.check((m.group(7), m.group(8), m.group(9)) == ("0", "0", "0"),
                 "an INIT, SIPI or NMI was delivered (one-vCPU guest: none may be): %s" % m.group(0))
-        c.check(m.group(10) is not None and "blocked" in m.group(10) or "refused" in (m.group(10) or ""),
-                "no 'last dropped' message in the report")
+        dropped = m.group(10) or ""
+        c.check("blocked" in dropped or "refused" in dropped, "no 'last dropped' message in the report")
         writes, changed = int(ioapic.group(1)), int(ioapic.group(2))
         c.check(writes > 0, "the module wrote no I/O APIC entry")
         c.check(int(m.group(2)) >= writes, "writes to pins not the VM's %s < the %d the module made" % (m.group(2), writes))
@@ -173,6 +173,9 @@ def main():
     c.check("vlibos-hostile: triplefault: BREACH" not in com2, "Linux ran on after the triple fault")
     for name in ("ipi", "ioapic", "ports"):
         print("test: %s: %d attempt line(s)" % (name, com2.count("vlibos-hostile: %s: attempted" % name)))
+        # Each insmod runs the attack once (the counts above are per run).
+        c.check(com2.count("vlibos-hostile: %s: done" % name) == 1,
+                "the %s attack ran %d times" % (name, com2.count("vlibos-hostile: %s: done" % name)))
 
     ranges = [m for _, m in b.matching(RT_RANGE_RE)]
     if not c.check(len(ranges) == 1, "no rt partition line in COM1's partition table"):

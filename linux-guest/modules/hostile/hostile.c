@@ -2,8 +2,9 @@
 /*
  * hostile.ko: a Linux kernel module that attacks the vlibos monitor from inside the Linux VM.
  * Each insmod makes one attack, chosen by a parameter, prints one line per attempt and one
- * summary line, then fails the load with -EAGAIN (nothing stays loaded, so it can be loaded
- * again with another attack). The fatal attacks (readrt, triplefault) do not return: the
+ * summary line, then stays loaded doing nothing: `rmmod hostile` before the next insmod. (It
+ * does not fail the load: busybox insmod retries a failed finit_module() with init_module(), so
+ * every attack would run twice.) The fatal attacks (readrt, triplefault) do not return: the
  * monitor must stop the VM, and only the VM.
  *
  *   insmod hostile.ko attack=ipi          IPIs (fixed, NMI, INIT, SIPI, SMI) to APIC IDs outside
@@ -304,8 +305,13 @@ static int __init hostile_init(void)
 		pr_info(TAG "unknown attack '%s' (ipi, ioapic, ports, readrt=0xPHYS, triplefault)\n", what);
 		return -EINVAL;
 	}
-	/* Never stay loaded: every insmod is one attack. */
-	return err ? err : -EAGAIN;
+	/* Loaded, idle: `rmmod hostile` makes room for the next attack. */
+	return err;
+}
+
+static void __exit hostile_exit(void)
+{
 }
 
 module_init(hostile_init);
+module_exit(hostile_exit);
