@@ -114,6 +114,12 @@ TEST_CASE("VMX exits decode into vendor-neutral reasons", "[vmx]")
     CHECK_FALSE(info.npf.mapped);
     CHECK(info.raw_info2 == 0x40000000);
 
+    // Any other exit leaves the stale guest-physical-address field out of the report.
+    raw.reason = 2;  // triple fault
+    decode_exit(raw, info);
+    CHECK(info.reason == ExitReason::TripleFault);
+    CHECK(info.raw_info2 == 0);
+
     raw.reason = 49;
     decode_exit(raw, info);
     CHECK(info.reason == ExitReason::NestedPageFault);

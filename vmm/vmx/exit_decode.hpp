@@ -196,7 +196,6 @@ constexpr void decode_exit(const RawExit& raw, ExitInfo& out)
     out = ExitInfo{};
     out.raw_reason = raw.reason;
     out.raw_qualification = raw.qualification;
-    out.raw_info2 = raw.guest_physical;
     out.guest_rip = raw.guest_rip;
     out.instruction_length = raw.instruction_length;
 
@@ -248,12 +247,16 @@ constexpr void decode_exit(const RawExit& raw, ExitInfo& out)
         out.msr = MsrExit{static_cast<uint32_t>(raw.guest_rcx)};
         break;
     case BasicExitReason::EptViolation:
+        // The guest-physical-address field is valid only for these two exits (SDM Vol. 3
+        // §27.2.1); for any other exit it still holds an old address, so it is not reported.
         out.reason = ExitReason::NestedPageFault;
+        out.raw_info2 = raw.guest_physical;
         out.npf = decode_ept_violation(raw.qualification, raw.guest_physical);
         break;
     case BasicExitReason::EptMisconfiguration:
         // The tables themselves are wrong (a monitor bug): reported as a fault on a mapped page.
         out.reason = ExitReason::NestedPageFault;
+        out.raw_info2 = raw.guest_physical;
         out.npf = NestedPageFaultExit{raw.guest_physical, false, false, false, true};
         break;
     case BasicExitReason::PreemptionTimer: out.reason = ExitReason::Timer; break;
