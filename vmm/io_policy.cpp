@@ -6,11 +6,6 @@ namespace {
 
 bool valid_size(uint8_t size) { return size == 1 || size == 2 || size == 4; }
 
-uint32_t size_mask(uint8_t size)
-{
-    return size == 4 ? 0xffff'ffffu : (1u << (8u * size)) - 1u;
-}
-
 } // namespace
 
 const char* describe(IoError error)
@@ -48,6 +43,14 @@ Status<IoError> IoPolicy::out(uint16_t port, uint8_t size, uint32_t value, IoSin
     return {};
 }
 
+void IoPolicy::complete_in(GuestRegisters& regs, uint8_t size, uint32_t value)
+{
+    if (size >= 4)
+        regs.rax = value;  // a 32-bit destination clears RAX[63:32]
+    else
+        regs.rax = (regs.rax & ~uint64_t{size_mask(size)}) | (value & size_mask(size));
+}
+
 Status<IoError> IoPolicy::handle(const IoExit& exit, GuestRegisters& regs, IoSink& sink)
 {
     if (exit.string) {
@@ -55,11 +58,7 @@ Status<IoError> IoPolicy::handle(const IoExit& exit, GuestRegisters& regs, IoSin
         return fail(IoError::StringIo);
     }
     if (exit.in) {
-        uint32_t value = TRY(in(exit.port, exit.size));
-        if (exit.size == 4)
-            regs.rax = value;  // a 32-bit destination clears RAX[63:32]
-        else
-            regs.rax = (regs.rax & ~uint64_t{size_mask(exit.size)}) | value;
+        complete_in(regs, exit.size, TRY(in(exit.port, exit.size)));
         return {};
     }
     return out(exit.port, exit.size, static_cast<uint32_t>(regs.rax), sink);

@@ -52,6 +52,12 @@ public:
     // OUT of the low `size` bytes of `value` to `port`.
     Status<IoError> out(uint16_t port, uint8_t size, uint32_t value, IoSink& sink);
 
+    // Completes an IN of `size` bytes with `value` as the instruction does: AL/AX keep the rest of
+    // RAX, EAX clears bits 63:32 (SDM Vol. 1 §3.4.1.1). Every port device of a VM uses this.
+    static void complete_in(GuestRegisters& regs, uint8_t size, uint32_t value);
+    // The low `size` bytes of a value (size 1, 2 or 4).
+    static uint32_t size_mask(uint8_t size) { return size >= 4 ? 0xffff'ffffu : (1u << (8u * size)) - 1u; }
+
     // Handles a whole I/O exit against the guest's registers: an IN writes AL, AX or EAX as the
     // instruction does (AL/AX keep the rest of RAX; EAX clears bits 63:32), an OUT reads them.
     // On success the caller advances RIP; on failure it stops the VM.

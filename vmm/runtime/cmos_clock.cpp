@@ -1,6 +1,7 @@
 #include "vmm/runtime/cmos_clock.hpp"
 
 #include "arch/x86_64/cpu.hpp"
+#include "vmm/io_policy.hpp"
 
 namespace vlibos::vmm {
 
@@ -17,8 +18,7 @@ constexpr uint8_t kIndexMask = 0x7f;  // bit 7 of the index port is the PC's NMI
 
 void CmosClock::handle(const IoExit& io, GuestRegisters& regs)
 {
-    const uint64_t mask = io.size >= 4 ? 0xffff'ffffull : (uint64_t{1} << (8 * io.size)) - 1;
-    uint8_t value = 0xff;
+    uint32_t value = IoPolicy::size_mask(io.size);  // an empty bus, unless a clock register answers
     if (io.port == kIndexPort) {
         if (!io.in)
             index_ = static_cast<uint8_t>(regs.rax & kIndexMask);
@@ -28,7 +28,7 @@ void CmosClock::handle(const IoExit& io, GuestRegisters& regs)
         ++reads_;
     }
     if (io.in)
-        regs.rax = io.size >= 4 ? (value & mask) : ((regs.rax & ~mask) | value);
+        IoPolicy::complete_in(regs, io.size, value);
 }
 
 } // namespace vlibos::vmm

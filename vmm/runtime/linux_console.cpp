@@ -1,5 +1,7 @@
 #include "vmm/runtime/linux_console.hpp"
 
+#include "vmm/io_policy.hpp"
+
 namespace vlibos::vmm {
 
 using devices::IrqEdge;
@@ -26,16 +28,15 @@ void LinuxConsole::handle(const IoExit& io, GuestRegisters& regs)
     {
         SpinlockGuard guard(lock_);
         const uint32_t offset = static_cast<uint32_t>(io.port - kBase);
-        const uint64_t mask = io.size >= 4 ? 0xffff'ffffull : (uint64_t{1} << (8 * io.size)) - 1;
+        const uint32_t mask = IoPolicy::size_mask(io.size);
         if (io.in) {
             auto r = uart_.read(offset, io.size);
-            uint64_t value = r ? r.value().value : mask;  // a refused access reads as an empty bus
             if (r)
                 edge = r.value().irq;
-            // IN AL/AX/EAX: the upper bits of RAX stay (EAX: zero-extended to RAX, SDM Vol. 1 §3.4.1.1).
-            regs.rax = io.size >= 4 ? (value & mask) : ((regs.rax & ~mask) | (value & mask));
+            // A refused access reads as an empty bus.
+            IoPolicy::complete_in(regs, io.size, r ? r.value().value : mask);
         } else {
-            auto r = uart_.write(offset, io.size, static_cast<uint32_t>(regs.rax & mask));
+            auto r = uart_.write(offset, io.size, static_cast<uint32_t>(regs.rax) & mask);
             if (r)
                 edge = r.value();
         }
