@@ -48,6 +48,18 @@ std::string cpus_string(uint64_t mask)
     return buffer;
 }
 
+// "00:03.0, 00:04.0": the PCI functions passed to a Linux partition, as the file writes them.
+std::string pci_string(const Partition& p)
+{
+    std::string text;
+    for (size_t i = 0; i < p.pci_count; ++i) {
+        if (i != 0)
+            text += ", ";
+        text += pci_text(p.pci[i]).text;
+    }
+    return text;
+}
+
 std::string range_string(Range r)
 {
     char buffer[64];
@@ -84,6 +96,8 @@ void print_plan(const Config& config, const Plan* plan)
                                                    : std::string("anywhere"));
         std::printf("%-16s %-6s %-12s %-10s %s\n", p.name, kind_name(p.kind), cpus_string(p.cpus).c_str(),
                     size_string(p.memory.size).c_str(), where.c_str());
+        if (p.pci_count != 0)
+            std::printf("  pci %s\n", pci_string(p).c_str());
     }
     if (config.shared_count != 0) {
         std::printf("\n%-16s %-19s %-10s %s\n", "shared", "between", "memory", plan ? "placed at" : "base");

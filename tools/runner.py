@@ -625,9 +625,26 @@ class Qemu(Emulator):
             "-display", "none", "-no-reboot", "-monitor", "none",
             "-cdrom", self.iso, "-boot", "d",
             "-serial", "file:" + self.serial_log,
-        ] + self.com2_args() + [
+        ] + self.com2_args() + self.device_args() + [
             "-d", "cpu_reset,guest_errors", "-D", self.debug_log,
         ]
+
+    def device_args(self):
+        """PCI devices for the Linux VM to be given (docs/linux-guest.md, Devices). Without --nic
+        the machine has no NIC at all (QEMU would otherwise add its default e1000 at 00:03.0).
+        Fixed slots: 00:03.0 the e1000 (user-mode network: the host is 10.0.2.2, its loopback
+        included), 00:04.0 the virtio-blk disk (raw image). romfile= empty: no option ROM."""
+        nic = getattr(self.args, "nic", False)
+        disk = getattr(self.args, "disk", None)
+        args = []
+        if nic:
+            args += ["-netdev", "user,id=n0", "-device", "e1000,netdev=n0,addr=0x3,romfile="]
+        else:
+            args += ["-nic", "none"]
+        if disk:
+            args += ["-drive", "file=%s,if=none,format=raw,id=d0" % os.path.abspath(disk).replace(",", ",,"),
+                     "-device", "virtio-blk-pci,drive=d0,addr=0x4"]
+        return args
 
     def com2_args(self):
         if self.com2 is None:
@@ -1078,6 +1095,13 @@ def cmd_run(args):
     if args.smp < 1:
         log("--smp must be at least 1")
         return 2
+    if args.nic or args.disk:
+        if args.emulator == "bochs":
+            log("--nic/--disk are QEMU-only (--emulator qemu or kvm); Bochs gets no PCI devices")
+            return 2
+        if args.disk and not os.path.isfile(args.disk):
+            log("--disk: no such file: %s (a raw disk image)" % args.disk)
+            return 2
     script = None
     if args.com2_script:
         try:
@@ -1177,6 +1201,11 @@ def main(argv):
                    help="forward our standard input to COM2 line by line (implies --com2-echo)")
     r.add_argument("--com2-echo", action="store_true",
                    help="also print COM2's output here, each line starting with '[com2] '")
+    r.add_argument("--nic", action="store_true",
+                   help="QEMU only: an e1000 NIC at PCI 00:03.0 on QEMU's user-mode network "
+                   "(-netdev user; the host is 10.0.2.2). Without it the machine has no NIC")
+    r.add_argument("--disk", metavar="FILE",
+                   help="QEMU only: FILE (a raw image) as a virtio-blk disk at PCI 00:04.0")
     add_common(r)
 
     b = sub.add_parser("bench", help="boot-time table")

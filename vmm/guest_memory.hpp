@@ -23,6 +23,9 @@ struct GuestRegion {
     uint64_t host_physical;
     uint64_t size;
     GuestAccess access;
+    // Device registers (a PCI BAR passed through), not RAM: mapped uncached, and the host range
+    // is checked by the caller against the device, not against the RAM ownership ledger.
+    bool device = false;
 };
 
 enum class GuestMemoryError : uint8_t {

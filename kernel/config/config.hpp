@@ -19,6 +19,7 @@ constexpr size_t kMaxNameLength = 15;
 constexpr size_t kMaxApps = 8;
 constexpr size_t kMaxAppVcpus = 8;
 constexpr size_t kMaxArgsLength = 63;
+constexpr size_t kMaxPciFunctions = 8; // per partition
 constexpr size_t kMaxDiagnostics = 16;
 constexpr size_t kMaxDiagnosticLength = 160;
 // Larger input is rejected rather than truncated; real configurations are a few hundred bytes.
@@ -58,12 +59,23 @@ struct MemorySpec {
     uint64_t base; // host-physical; meaningful only when fixed
 };
 
+// A PCI function passed through to a Linux VM, written BB:DD.F in hexadecimal. The widths are
+// those of a configuration address: 8-bit bus, 5-bit device, 3-bit function (PCI Local Bus
+// Specification 3.0, 3.2.2.3.2). Segment (domain) 0 only.
+struct PciFunction {
+    uint8_t bus;
+    uint8_t device;   // 0 to 0x1f
+    uint8_t function; // 0 to 7
+};
+
 struct Partition {
     char name[kMaxNameLength + 1];
     Kind kind;
     uint64_t cpus; // bit n set = logical CPU n
     MemorySpec memory;
     Scheduling scheduling; // rt partitions; Linux partitions: RateMonotonic, unused
+    PciFunction pci[kMaxPciFunctions]; // kind = linux only, in file order; distinct, never 00:00.0
+    size_t pci_count;                  // 0 when `pci` is absent
     unsigned line; // of the [partition NAME] header
 };
 
@@ -152,6 +164,8 @@ size_t format_size(char* buffer, size_t size, uint64_t bytes);
 size_t format_cpus(char* buffer, size_t size, uint64_t mask);
 // "20 ms", "1 s", "500 us" or "1500 ns": the largest unit that divides the time exactly.
 size_t format_time(char* buffer, size_t size, uint64_t ns);
+// "00:03.0": a PCI function as the configuration writes it (lower-case hex).
+size_t format_pci(char* buffer, size_t size, PciFunction function);
 
 // The same, as values that can be passed straight to a format call (for diagnostics).
 struct SizeText {
@@ -179,6 +193,15 @@ inline CpuText cpu_text(uint64_t mask)
 {
     CpuText s{};
     format_cpus(s.text, sizeof s.text, mask);
+    return s;
+}
+struct PciText {
+    char text[16];
+};
+inline PciText pci_text(PciFunction function)
+{
+    PciText s{};
+    format_pci(s.text, sizeof s.text, function);
     return s;
 }
 

@@ -239,6 +239,11 @@ size_t format_cpus(char* buffer, size_t size, uint64_t mask)
     return used;
 }
 
+size_t format_pci(char* buffer, size_t size, PciFunction function)
+{
+    return format(buffer, size, "%02x:%02x.%x", function.bus, function.device, function.function);
+}
+
 namespace {
 
 // A view into the configuration text; never NUL-terminated.
@@ -331,8 +336,8 @@ enum class Section : uint8_t { Top, Monitor, Partition, Shared, App, Skipped };
 // Where each key was set (0 = not set) and whether its value was valid. A key with an invalid
 // value still counts as set, so one mistake does not also produce a "missing key" error.
 struct PartitionKeys {
-    unsigned kind, cpus, memory, base, scheduling;
-    bool kind_ok, cpus_ok, memory_ok, base_ok, scheduling_ok;
+    unsigned kind, cpus, memory, base, scheduling, pci;
+    bool kind_ok, cpus_ok, memory_ok, base_ok, scheduling_ok, pci_ok;
 };
 
 // `vcpu` may repeat: vcpu_lines counts its statements, valid or not (App::vcpus holds the valid ones).
@@ -714,8 +719,12 @@ private:
                 return;
             }
             k.scheduling_ok = true;
+        } else if (equals(key, "pci")) {
+            // Whether the partition may have it is checked in finish(): `kind` may come later.
+            if (claim(k.pci, "pci", value))
+                k.pci_ok = pci_list(value, p);
         } else {
-            diag_.add("line %u: %s: unknown key '%s' (expected kind, cpus, memory, base or scheduling)", line_,
+            diag_.add("line %u: %s: unknown key '%s' (expected kind, cpus, memory, base, scheduling or pci)", line_,
                       context_, quote(key).text);
         }
     }
@@ -1075,6 +1084,101 @@ private:
         return ok;
     }
 
+    // 1 or 2 hex digits (`max` of them at most), either case.
+    static bool hex_field(Text t, size_t max, unsigned& out)
+    {
+        if (t.n == 0 || t.n > max)
+            return false;
+        out = 0;
+        for (size_t i = 0; i < t.n; ++i) {
+            unsigned digit;
+            if (!digit_value(t.p[i], 16, digit))
+                return false;
+            out = out * 16 + digit;
+        }
+        return true;
+    }
+
+    // One "BB:DD.F" entry of a pci list; false, with a message naming the entry, if it is not one.
+    bool pci_entry(Text item, PciFunction& out)
+    {
+        size_t colon = find(item, ':');
+        size_t dot = find(item, '.');
+        unsigned bus = 0;
+        unsigned device = 0;
+        unsigned function = 0;
+        if (colon >= dot || dot == item.n || !hex_field(Text{item.p, colon}, 2, bus) ||
+            !hex_field(Text{item.p + colon + 1, dot - colon - 1}, 2, device) ||
+            !hex_field(Text{item.p + dot + 1, item.n - dot - 1}, 1, function)) {
+            diag_.add("line %u: %s: pci: '%s' is not bus:device.function (BB:DD.F in hex, as in 00:03.0)", line_,
+                      context_, quote(item).text);
+            return false;
+        }
+        if (device > 0x1f) {
+            diag_.add("line %u: %s: pci: '%s': device %02x is above 1f", line_, context_, quote(item).text, device);
+            return false;
+        }
+        if (function > 7) {
+            diag_.add("line %u: %s: pci: '%s': function %x is above 7", line_, context_, quote(item).text, function);
+            return false;
+        }
+        out = PciFunction{static_cast<uint8_t>(bus), static_cast<uint8_t>(device), static_cast<uint8_t>(function)};
+        if (bus == 0 && device == 0 && function == 0) {
+            diag_.add("line %u: %s: pci: 00:00.0 is the host bridge; the VM gets an emulated one", line_, context_);
+            return false;
+        }
+        return true;
+    }
+
+    static bool same_pci(PciFunction a, PciFunction b)
+    {
+        return a.bus == b.bus && a.device == b.device && a.function == b.function;
+    }
+
+    // "00:03.0, 00:04.0": distinct functions, at most kMaxPciFunctions, kept in file order.
+    bool pci_list(Text value, Partition& p)
+    {
+        bool ok = true;
+        bool over = false;
+        PciFunction twice[kMaxPciFunctions] = {}; // repeats already reported
+        size_t twice_count = 0;
+        p.pci_count = 0;
+        for_each_item(value, [&](Text item) {
+            if (item.n == 0) {
+                diag_.add("line %u: %s: pci: empty entry in '%s'", line_, context_, quote(value).text);
+                ok = false;
+                return;
+            }
+            PciFunction f{};
+            if (!pci_entry(item, f)) {
+                ok = false;
+                return;
+            }
+            for (size_t i = 0; i < p.pci_count; ++i) {
+                if (!same_pci(p.pci[i], f))
+                    continue;
+                bool reported = false;
+                for (size_t t = 0; t < twice_count; ++t)
+                    reported |= same_pci(twice[t], f);
+                if (!reported) {
+                    diag_.add("line %u: %s: pci %s is listed twice", line_, context_, pci_text(f).text);
+                    twice[twice_count++] = f; // a repeat is of a kept entry, so at most kMaxPciFunctions
+                }
+                ok = false;
+                return;
+            }
+            if (p.pci_count == kMaxPciFunctions) {
+                if (!over)
+                    diag_.add("line %u: %s: pci lists more than %zu functions", line_, context_, kMaxPciFunctions);
+                over = true;
+                ok = false;
+                return;
+            }
+            p.pci[p.pci_count++] = f;
+        });
+        return ok;
+    }
+
     void finish()
     {
         if (!seen_statement_)
@@ -1090,6 +1194,7 @@ private:
         check_partitions();
         check_kinds();
         check_cpu_overlap();
+        check_pci_overlap();
         check_shared();
         check_apps();
         check_app_memory();
@@ -1117,6 +1222,34 @@ private:
             if (k.scheduling != 0 && k.kind_ok && p.kind != Kind::Rt)
                 diag_.add("line %u: partition '%s': 'scheduling' applies only to kind = rt partitions", k.scheduling,
                           p.name);
+            if (pci_refused(i))
+                diag_.add("line %u: partition '%s': pci is only for kind = linux partitions", k.pci, p.name);
+        }
+    }
+
+    // A `pci` key on a partition whose kind is known and not linux.
+    bool pci_refused(size_t i) const
+    {
+        return pkeys_[i].pci != 0 && pkeys_[i].kind_ok && cfg_.partitions[i].kind != Kind::Linux;
+    }
+
+    // A function belongs to one VM. Lists that are invalid or refused were reported already.
+    void check_pci_overlap()
+    {
+        for (size_t j = 0; j < cfg_.partition_count; ++j) {
+            if (!pkeys_[j].pci_ok || pci_refused(j))
+                continue;
+            const Partition& b = cfg_.partitions[j];
+            for (size_t i = 0; i < j; ++i) {
+                if (!pkeys_[i].pci_ok || pci_refused(i))
+                    continue;
+                const Partition& a = cfg_.partitions[i];
+                for (size_t x = 0; x < b.pci_count; ++x)
+                    for (size_t y = 0; y < a.pci_count; ++y)
+                        if (same_pci(b.pci[x], a.pci[y]))
+                            diag_.add("line %u: partition '%s': pci %s is also passed to partition '%s' (line %u)",
+                                      pkeys_[j].pci, b.name, pci_text(b.pci[x]).text, a.name, pkeys_[i].pci);
+            }
         }
     }
 

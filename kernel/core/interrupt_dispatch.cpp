@@ -73,6 +73,15 @@ using vlibos::x86::InterruptFrame;
 
 } // namespace
 
+namespace {
+vlibos::x86::ForwardedHandler g_forwarded = nullptr;
+} // namespace
+
+void vlibos::x86::set_forwarded_handler(ForwardedHandler handler)
+{
+    __atomic_store_n(&g_forwarded, handler, __ATOMIC_RELEASE);
+}
+
 extern "C" void interrupt_dispatch(InterruptFrame* frame)
 {
     using namespace vlibos::x86;
@@ -100,6 +109,11 @@ extern "C" void interrupt_dispatch(InterruptFrame* frame)
         Lapic::end_of_interrupt();
         return;
     case kVectorSpurious:
+        return;
+    case kVectorForwardedFirst ... kVectorForwardedFirst + kForwardedVectors - 1:
+        if (ForwardedHandler handler = __atomic_load_n(&g_forwarded, __ATOMIC_ACQUIRE))
+            handler(static_cast<unsigned>(frame->vector - kVectorForwardedFirst));
+        Lapic::end_of_interrupt();
         return;  // spurious interrupts take no EOI (SDM Vol. 3 §11.9)
     default:
         vlibos::console::print("vlibos: warning: unexpected interrupt vector %llu on cpu %u\n",

@@ -183,7 +183,7 @@ TEST_CASE("config: keys are checked per section", "[config]")
                   "line 2: 'memory' must be inside a section such as [partition NAME]");
     REQUIRE_ERROR(parse_text(with_line(3, "size = 32M")), "line 3: monitor: unknown key 'size' (expected memory)");
     REQUIRE_ERROR(parse_text(with_line(5, "type = rt")),
-                  "line 5: partition 'rt': unknown key 'type' (expected kind, cpus, memory, base or scheduling)");
+                  "line 5: partition 'rt': unknown key 'type' (expected kind, cpus, memory, base, scheduling or pci)");
     REQUIRE_ERROR(parse_text(with_line(5, "Kind = rt")), "unknown key 'Kind'");
     REQUIRE_ERROR(parse_text(with_line(14, "cpus = 0")),
                   "line 14: shared 'rpc': unknown key 'cpus' (expected memory, base or between)");
@@ -356,6 +356,147 @@ TEST_CASE("config: a cpu in two partitions", "[config]")
                   "line 8: partition 'linux': cpus 0-1 are also in partition 'rt' (line 4)");
 }
 
+// kValid with `pci = LIST` added to partition 'linux' as line 12 (the shared section moves down).
+std::string with_pci(const std::string& list) { return with_line(11, "memory = 256M\npci = " + list); }
+
+// Exactly one message, with this text.
+#define REQUIRE_ONLY_ERROR(parsed, text)                                                                      \
+    do {                                                                                                       \
+        auto parsed_once = (parsed);                                                                           \
+        INFO(parsed_once->messages());                                                                         \
+        CHECK_FALSE(parsed_once->ok);                                                                          \
+        CHECK(parsed_once->diag.total() == 1);                                                                 \
+        CHECK(parsed_once->messages() == std::string(text) + "\n");                                            \
+    } while (0)
+
+TEST_CASE("config: pci functions of a linux partition", "[config][pci]")
+{
+    auto p = parse_text(kValid);
+    REQUIRE(p->ok);
+    CHECK(p->config.partitions[0].pci_count == 0);
+    CHECK(p->config.partitions[1].pci_count == 0);
+
+    auto pci_of = [](const std::string& list) {
+        auto parsed = parse_text(with_pci(list));
+        INFO(parsed->messages());
+        REQUIRE(parsed->ok);
+        const Partition& vm = parsed->config.partitions[1];
+        std::string all;
+        for (size_t i = 0; i < vm.pci_count; ++i)
+            all += std::string(i ? " " : "") + pci_text(vm.pci[i]).text;
+        return all;
+    };
+    CHECK(pci_of("00:03.0") == "00:03.0");
+    CHECK(pci_of("00:03.0, 00:04.0") == "00:03.0 00:04.0");
+    CHECK(pci_of("00:03.0,00:04.0") == "00:03.0 00:04.0");
+    CHECK(pci_of("\t00:1f.7 ,  ff:1F.7,AB:0c.1   # passed through") == "00:1f.7 ff:1f.7 ab:0c.1");
+    CHECK(pci_of("0:3.0, 1:0.0, 00:00.1") == "00:03.0 01:00.0 00:00.1");
+    CHECK(pci_of("00:01.0, 00:02.0, 00:03.0, 00:04.0, 00:05.0, 00:06.0, 00:07.0, 00:08.0") ==
+          "00:01.0 00:02.0 00:03.0 00:04.0 00:05.0 00:06.0 00:07.0 00:08.0");
+
+    p = parse_text(with_pci("02:1e.5, 00:03.0"));
+    REQUIRE(p->ok);
+    const Partition& vm = p->config.partitions[1];
+    REQUIRE(vm.pci_count == 2);
+    CHECK(vm.pci[0].bus == 0x02);
+    CHECK(vm.pci[0].device == 0x1e);
+    CHECK(vm.pci[0].function == 5);
+    CHECK(vm.pci[1].bus == 0);
+    CHECK(vm.pci[1].device == 3);
+    CHECK(vm.pci[1].function == 0);
+
+    // Keys may come in any order within the section: `pci` before `kind` is fine.
+    p = parse_text(header() + "[partition rt]\nkind = rt\ncpus = 0\nmemory = 64M\n"
+                              "[partition linux]\npci = 00:03.0\nkind = linux\ncpus = 1\nmemory = 64M\n");
+    INFO(p->messages());
+    REQUIRE(p->ok);
+    CHECK(p->config.partitions[1].pci_count == 1);
+    CHECK(std::string(pci_text(PciFunction{0xff, 0x1f, 7}).text) == "ff:1f.7");
+}
+
+TEST_CASE("config: pci errors", "[config][pci]")
+{
+    REQUIRE_ONLY_ERROR(parse_text(with_line(7, "memory = 64M\npci = 00:03.0")),
+                       "line 8: partition 'rt': pci is only for kind = linux partitions");
+    // `kind` after `pci`: still refused, on the pci line.
+    REQUIRE_ONLY_ERROR(parse_text(with_line(5, "pci = 00:03.0\nkind = rt")),
+                       "line 5: partition 'rt': pci is only for kind = linux partitions");
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("00:03.0\npci = 00:04.0")),
+                       "line 13: partition 'linux': 'pci' is already set on line 12");
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("")), "line 12: partition 'linux': 'pci' has no value");
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("   # none")), "line 12: partition 'linux': 'pci' has no value");
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("00:03.0,,00:04.0")),
+                       "line 12: partition 'linux': pci: empty entry in '00:03.0,,00:04.0'");
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("00:03.0,")), "line 12: partition 'linux': pci: empty entry in '00:03.0,'");
+    REQUIRE_ONLY_ERROR(parse_text(with_pci(",00:03.0")), "line 12: partition 'linux': pci: empty entry in ',00:03.0'");
+
+    for (const char* bad : {"0000:00:03.0", "00:03", "03.0", "00-03.0", "00.03:0", "100:03.0", "00:003.0",
+                            "00:03.10", "00:03.", ":03.0", "00:.0", "0x0:03.0", "00:03.0.1", "g0:03.0", "00 :03.0",
+                            "00: 03.0", "00:03.0 00:04.0", "3", "linux"}) {
+        INFO(bad);
+        REQUIRE_ONLY_ERROR(parse_text(with_pci(bad)), "line 12: partition 'linux': pci: '" + std::string(bad) +
+                                                          "' is not bus:device.function (BB:DD.F in hex, as in "
+                                                          "00:03.0)");
+    }
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("00:20.0")), "line 12: partition 'linux': pci: '00:20.0': device 20 is above 1f");
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("00:FF.0")), "line 12: partition 'linux': pci: '00:FF.0': device ff is above 1f");
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("00:03.8")), "line 12: partition 'linux': pci: '00:03.8': function 8 is above 7");
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("00:03.f")), "line 12: partition 'linux': pci: '00:03.f': function f is above 7");
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("00:00.0")),
+                       "line 12: partition 'linux': pci: 00:00.0 is the host bridge; the VM gets an emulated one");
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("00:03.0, 0:0.0")),
+                       "line 12: partition 'linux': pci: 00:00.0 is the host bridge; the VM gets an emulated one");
+
+    // Every bad entry is reported, not just the first.
+    auto p = parse_text(with_pci("00:20.0, 00:03.0, 00:03.8, x"));
+    INFO(p->messages());
+    CHECK(p->diag.total() == 3);
+    CHECK_THAT(p->messages(), Contains("device 20 is above 1f"));
+    CHECK_THAT(p->messages(), Contains("function 8 is above 7"));
+    CHECK_THAT(p->messages(), Contains("'x' is not bus:device.function"));
+}
+
+TEST_CASE("config: a pci function is listed once", "[config][pci]")
+{
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("00:03.0, 00:04.0, 0:3.0")),
+                       "line 12: partition 'linux': pci 00:03.0 is listed twice");
+    // Three times is still one message; two repeated functions are two.
+    REQUIRE_ONLY_ERROR(parse_text(with_pci("00:03.0, 00:03.0, 00:03.0")),
+                       "line 12: partition 'linux': pci 00:03.0 is listed twice");
+    auto p = parse_text(with_pci("00:03.0, 00:04.0, 00:04.0, 00:03.0"));
+    CHECK(p->messages() == "line 12: partition 'linux': pci 00:04.0 is listed twice\n"
+                           "line 12: partition 'linux': pci 00:03.0 is listed twice\n");
+
+    // In two partitions: both are named, with the lines of their pci keys.
+    p = parse_text(with_pci("00:03.0, 00:04.0") +
+                   "[partition linux2]\nkind = linux\ncpus = 4\nmemory = 64M\npci = 00:05.0, 00:04.0, 00:03.0\n");
+    INFO(p->messages());
+    CHECK_FALSE(p->ok);
+    CHECK_THAT(p->messages(),
+               Contains("line 20: partition 'linux2': pci 00:04.0 is also passed to partition 'linux' (line 12)"));
+    CHECK_THAT(p->messages(),
+               Contains("line 20: partition 'linux2': pci 00:03.0 is also passed to partition 'linux' (line 12)"));
+    CHECK_THAT(p->messages(), !Contains("00:05.0"));
+
+    // A refused pci key (rt partition) is reported once, not also as a clash.
+    std::string text = with_line(7, "memory = 64M\npci = 00:03.0");
+    text.replace(text.find("memory = 256M"), 13, "memory = 256M\npci = 00:03.0");
+    p = parse_text(text);
+    CHECK(p->messages() == "line 8: partition 'rt': pci is only for kind = linux partitions\n");
+}
+
+TEST_CASE("config: at most 8 pci functions per partition", "[config][pci]")
+{
+    std::string eight = "00:01.0, 00:02.0, 00:03.0, 00:04.0, 00:05.0, 00:06.0, 00:07.0, 00:08.0";
+    auto p = parse_text(with_pci(eight));
+    REQUIRE(p->ok);
+    CHECK(p->config.partitions[1].pci_count == kMaxPciFunctions);
+    REQUIRE_ONLY_ERROR(parse_text(with_pci(eight + ", 00:09.0")),
+                       "line 12: partition 'linux': pci lists more than 8 functions");
+    REQUIRE_ONLY_ERROR(parse_text(with_pci(eight + ", 00:09.0, 00:0a.0, 00:0b.0")),
+                       "line 12: partition 'linux': pci lists more than 8 functions");
+}
+
 TEST_CASE("config: shared regions name existing, distinct partitions", "[config]")
 {
     REQUIRE_ERROR(parse_text(with_line(14, "between = rt, lnx")),
@@ -509,6 +650,8 @@ TEST_CASE("config: malformed input never crashes", "[config]")
         if (p->ok) {
             REQUIRE(p->config.partition_count <= kMaxPartitions);
             REQUIRE(p->config.shared_count <= kMaxShared);
+            for (size_t i = 0; i < p->config.partition_count; ++i)
+                REQUIRE(p->config.partitions[i].pci_count <= kMaxPciFunctions);
         }
     };
 
@@ -527,7 +670,7 @@ TEST_CASE("config: malformed input never crashes", "[config]")
         const char* words[] = {"version", "monitor", "partition", "shared", "memory", "cpus", "kind", "base",
                                "between", "rt", "linux", "= ", "\n", "[", "]", "0x", "64M", "0-3", ",",
                                "app", "module", "cpu", "stack", "args", "vcpu", "scheduling", "explicit",
-                               "rate-monotonic", "priority", "1ms", "20ms", " "};
+                               "rate-monotonic", "priority", "1ms", "20ms", " ", "pci", "00:03.0", ":", "."};
         for (int round = 0; round < 2000; ++round) {
             std::string text;
             size_t pieces = rng() % 200;
@@ -545,6 +688,7 @@ TEST_CASE("config: malformed input never crashes", "[config]")
         // kValid, and kValid with an app and an explicit-priority rt partition.
         std::string with_app = kValid;
         with_app.replace(with_app.find("memory = 64M\n"), 13, "memory = 64M\nscheduling = explicit\n");
+        with_app.replace(with_app.find("memory = 256M\n"), 14, "memory = 256M\npci = 00:03.0, 00:1f.7\n");
         with_app += "[app periodic]\nmodule = periodic\ncpu = 1\nmemory = 2M\nstack = 8K\nargs = n=1\n"
                     "vcpu = main 1ms 20ms priority 1\nvcpu = fast 500us 5ms priority 0\n";
         REQUIRE(parse_text(with_app)->ok);

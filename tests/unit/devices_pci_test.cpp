@@ -19,6 +19,7 @@ struct FakeFunction {
     uint8_t config[256] = {};
     uint8_t writable[256] = {};
     std::vector<uint32_t> msix;
+    std::map<uint8_t, uint32_t> sizing;  // BARs that read this after all ones, whatever the mask says
 
     uint32_t dword(uint8_t offset) const
     {
@@ -42,6 +43,12 @@ struct FakeFunction {
         set(offset, static_cast<uint32_t>(base) | flags, 4, static_cast<uint32_t>(mask) & (io ? ~3u : ~0xfu));
         if (((flags >> 1) & 3u) == 2)
             set(static_cast<uint8_t>(offset + 4), static_cast<uint32_t>(base >> 32), 4, static_cast<uint32_t>(mask >> 32));
+    }
+    // A BAR no real decoder could have: its probe is given outright.
+    void odd_bar(uint8_t offset, uint32_t original, uint32_t probe)
+    {
+        set(offset, original, 4, 0xffff'ffff);
+        sizing[offset] = probe;
     }
     void capability_list(uint8_t first)
     {
@@ -82,6 +89,8 @@ struct HostWrite {
 struct FakeHost final : PciHost {
     std::map<uint32_t, FakeFunction> functions;
     std::vector<HostWrite> writes;
+    size_t msix_reads = 0;
+    size_t msix_writes = 0;
 
     static uint32_t key(Bdf b) { return uint32_t{b.bus} << 8 | uint32_t{b.device} << 3 | b.function; }
 
@@ -116,6 +125,9 @@ struct FakeHost final : PciHost {
         auto it = functions.find(key(bdf));
         if (it == functions.end())
             return;
+        auto odd = it->second.sizing.find(offset);
+        if (size == 4 && value == 0xffff'ffff && odd != it->second.sizing.end())
+            value = odd->second;
         for (unsigned i = 0; i < size; ++i) {
             uint8_t& byte = it->second.config[offset + i];
             uint8_t w = it->second.writable[offset + i];
@@ -125,6 +137,7 @@ struct FakeHost final : PciHost {
     uint32_t msix_read(Bdf bdf, uint32_t offset) override
     {
         FakeFunction& f = at(bdf);
+        ++msix_reads;
         REQUIRE(offset % 4 == 0);
         REQUIRE(offset / 4 < f.msix.size());
         return f.msix[offset / 4];
@@ -134,6 +147,7 @@ struct FakeHost final : PciHost {
         FakeFunction& f = at(bdf);
         REQUIRE(offset % 4 == 0);
         REQUIRE(offset / 4 < f.msix.size());
+        ++msix_writes;
         writes.push_back({bdf, true, offset, 4, value});
         f.msix[offset / 4] = value;
     }
@@ -756,4 +770,303 @@ TEST_CASE("pci: a hostile guest hammering configuration space and the MSI-X tabl
     CHECK(fx.filter.stats().bar_refused > 100);
     CHECK(fx.filter.stats().msi_refused > 100);
     CHECK(fx.filter.stats().unassigned_writes > 100);
+}
+
+namespace {
+
+constexpr uint8_t kPcie = 0x80;
+constexpr uint8_t kMsiEnd = kMsi + 0x18;    // 64-bit with per-vector masking
+constexpr uint8_t kMsixEnd = kMsix + 0x0c;
+
+bool in_hidden_capability(uint32_t offset, uint32_t size)
+{
+    auto overlaps = [&](uint32_t from, uint32_t to) { return offset < to && offset + size > from; };
+    return overlaps(kMsi, kMsiEnd) || overlaps(kMsix, kMsixEnd);
+}
+
+// The NIC with firmware state to undo and the list PM (0x40) -> MSI (0x50) -> PCIe (0x80) ->
+// MSI-X (0x70), in IntxOnly mode (not yet assigned).
+void intx_fixture(Fixture& fx)
+{
+    fx.filter.set_interrupt_mode(InterruptMode::IntxOnly);
+    FakeFunction& nic = fx.host.at(kNic);
+    nic.set(0x04, 0x0007, 2, 0x07ff);     // decode and bus master on
+    nic.msi(kMsi, kPcie, true, true);
+    nic.config[kMsi + 2] |= 1;            // MSI enabled
+    nic.plain_capability(kPcie, 0x10, kMsix);
+    nic.config[kMsix + 3] |= 0x80;        // MSI-X enabled, entries unmasked (add_nic)
+}
+
+// The capability IDs a guest finds walking the list as Linux's pci_find_capability() does.
+std::vector<uint32_t> walk(Fixture& fx, Bdf bdf)
+{
+    std::vector<uint32_t> ids;
+    if (!(fx.read(bdf, 0x06, 2) & 0x10))
+        return ids;
+    for (uint32_t at = fx.read(bdf, 0x34, 1) & 0xfc; at && ids.size() < 48; at = fx.read(bdf, static_cast<uint8_t>(at + 1), 1) & 0xfc)
+        ids.push_back(fx.read(bdf, static_cast<uint8_t>(at), 1));
+    return ids;
+}
+
+} // namespace
+
+TEST_CASE("pci: IntxOnly hides MSI and MSI-X and turns them off in the device", "[devices][pci]")
+{
+    Fixture fx;
+    intx_fixture(fx);
+    REQUIRE(fx.filter.assign(kNic));
+    CHECK(fx.host.msix_reads == 0);  // the table is never touched
+    CHECK(fx.host.msix_writes == 0);
+    for (uint32_t i = 0; i < kMsixEntries; ++i)
+        CHECK((fx.msix_hw(i, 12) & 1u) == 0);
+    CHECK(((fx.hw(kMsi) >> 16) & 0x71u) == 0);          // MSI enable and multiple message enable off
+    CHECK((fx.hw(kMsix) >> 31) == 0);                   // MSI-X enable off
+    CHECK((fx.hw(0x04) & 0xffff) == 0x0003);            // bus master off, decode restored
+    bool decode_and_master_off = false;
+    for (const HostWrite& w : fx.host.writes)
+        if (w.offset == 0x04 && w.value == 0x0000)
+            decode_and_master_off = true;
+    CHECK(decode_and_master_off);
+    fx.host.writes.clear();
+
+    CHECK_FALSE(fx.filter.msix_table(kNic).present);
+    CHECK(fx.filter.msix_read(kNic, 0, 4).error() == PciError::NoMsix);
+    CHECK(fx.filter.msix_write(kNic, 12, 4, 0).error() == PciError::NoMsix);
+
+    // The pointers skip the hidden capabilities at every size and alignment.
+    CHECK(fx.read(kNic, 0x34, 1) == 0x40);
+    CHECK(fx.read(kNic, 0x34, 2) == 0x0040);
+    CHECK(fx.read(kNic, 0x34, 4) == 0x0000'0040);
+    CHECK(fx.read(kNic, 0x41, 1) == kPcie);
+    CHECK(fx.read(kNic, 0x40, 2) == 0x8001);
+    CHECK(fx.read(kNic, 0x41, 2) == kPcie);
+    CHECK((fx.read(kNic, 0x40, 4) & 0xffff) == 0x8001);
+    CHECK(fx.read(kNic, kPcie + 1, 1) == 0);
+    CHECK(fx.read(kNic, kPcie, 2) == 0x0010);
+    CHECK(fx.read(kNic, kPcie, 4) == 0x0000'0010);
+    CHECK((fx.read(kNic, 0x06, 2) & 0x10) == 0x10);     // a list is still there
+    CHECK(walk(fx, kNic) == std::vector<uint32_t>{0x01, 0x10});
+    // Hidden bytes read 0 whatever the device holds.
+    for (uint32_t at = kMsi; at < kMsiEnd; ++at)
+        CHECK(fx.read(kNic, static_cast<uint8_t>(at), 1) == 0);
+    for (uint32_t at = kMsix; at < kMsixEnd; at += 2)
+        CHECK(fx.read(kNic, static_cast<uint8_t>(at), 2) == 0);
+    CHECK(fx.read(kNic, kMsi) == 0);
+    CHECK(fx.read(kNic, kMsix + 4) == 0);
+    CHECK(fx.host.at(kNic).config[kMsix] == 0x11);
+
+    // Writes to them are dropped and counted; the rest passes through as before.
+    fx.write(kNic, kMsi + 4, 0xfee0'0000);
+    fx.write(kNic, kMsi + 2, 0x0001, 2);
+    fx.write(kNic, kMsix + 3, 0x80, 1);
+    fx.write(kNic, kMsix, 0xffff'ffff);
+    CHECK(fx.host.writes.empty());
+    CHECK(fx.filter.stats().hidden_writes == 4);
+    CHECK(fx.filter.stats().last_refused == kNic);
+    CHECK(fx.filter.stats().last_refused_offset == kMsix);
+    CHECK(fx.filter.stats().msi_refused == 0);
+    CHECK(((fx.hw(kMsi) >> 16) & 1u) == 0);
+    CHECK((fx.hw(kMsix) >> 31) == 0);
+    fx.write(kNic, 0x04, 0x0007, 2);                    // the driver turns bus mastering back on
+    CHECK((fx.hw(0x04) & 0xffff) == 0x0007);
+    fx.write(kNic, 0x34, kMsi, 1);                      // read-only in hardware
+    CHECK(fx.read(kNic, 0x34, 1) == 0x40);
+    CHECK(fx.filter.stats().hidden_writes == 4);
+    // Other capabilities' registers are the guest's.
+    fx.write(kNic, 0x44, 0x0000'0003);
+    CHECK(fx.hw(0x44) == 3);
+}
+
+TEST_CASE("pci: IntxOnly with hidden capabilities first, last or alone", "[devices][pci]")
+{
+    Fixture fx;
+    fx.filter.set_interrupt_mode(InterruptMode::IntxOnly);
+    FakeFunction& nic = fx.host.at(kNic);
+    SECTION("MSI first, MSI-X last")
+    {
+        nic.capability_list(kMsi);
+        nic.msi(kMsi, 0x40, false, false);
+        nic.plain_capability(0x40, 0x01, kMsix);
+        nic.set(kMsi + 0x0c, 0, 4, 0xffff'ffff);
+        REQUIRE(fx.filter.assign(kNic));
+        CHECK(fx.read(kNic, 0x34, 1) == 0x40);
+        CHECK(fx.read(kNic, 0x41, 1) == 0);
+        CHECK(walk(fx, kNic) == std::vector<uint32_t>{0x01});
+        // A 32-bit MSI without masking is 10 bytes; its whole last dword is hidden.
+        CHECK(fx.read(kNic, kMsi + 8) == 0);
+        fx.write(kNic, kMsi + 0x0a, 0xffff, 2);
+        CHECK(fx.filter.stats().hidden_writes == 1);
+        // The dword after it is not.
+        fx.write(kNic, kMsi + 0x0c, 0x1234'5678);
+        CHECK(fx.read(kNic, kMsi + 0x0c) == 0x1234'5678);
+    }
+    SECTION("only MSI: no capability list at all")
+    {
+        nic.capability_list(kMsi);
+        nic.msi(kMsi, 0x00, true, false);
+        REQUIRE(fx.filter.assign(kNic));
+        CHECK((fx.read(kNic, 0x06, 2) & 0x10) == 0);
+        CHECK((fx.read(kNic, 0x06, 1) & 0x10) == 0);
+        CHECK((fx.read(kNic, 0x04, 4) & 0x0010'0000) == 0);
+        CHECK(fx.read(kNic, 0x34, 1) == 0);
+        CHECK(fx.read(kNic, 0x34, 2) == 0);
+        CHECK(fx.read(kNic, 0x34, 4) == 0);
+        CHECK(walk(fx, kNic).empty());
+        CHECK(fx.read(kNic, kMsi, 4) == 0);
+        CHECK(fx.host.msix_reads + fx.host.msix_writes == 0);
+    }
+    SECTION("in Msi mode the same function shows both")
+    {
+        fx.filter.set_interrupt_mode(InterruptMode::Msi);
+        REQUIRE(fx.filter.assign(kNic));
+        CHECK(walk(fx, kNic) == std::vector<uint32_t>{0x01, 0x05, 0x11});
+        CHECK(fx.filter.msix_table(kNic).present);
+    }
+    SECTION("IntxOnly does not care where the MSI-X table is")
+    {
+        nic.msix_cap(kMsix, 0x00, 2048, 4, 0);  // 32 KiB in a 16 KiB BAR: refused in Msi mode
+        REQUIRE(fx.filter.assign(kNic));
+        CHECK(walk(fx, kNic) == std::vector<uint32_t>{0x01});
+    }
+    SECTION("malformed lists are still refused")
+    {
+        nic.msix_cap(kMsix, 0x50, kMsixEntries, 4, 0);
+        CHECK(fx.filter.assign(kNic).error() == PciError::CapabilityLoop);
+    }
+}
+
+TEST_CASE("pci: BARs and interrupt pin as assign() found them", "[devices][pci]")
+{
+    Fixture fx;
+    fx.assign();
+    PciFilter& f = fx.filter;
+    PciFilter::BarInfo b = f.bar(kNic, 0);
+    CHECK(b.present);
+    CHECK_FALSE(b.io);
+    CHECK_FALSE(b.is64);
+    CHECK_FALSE(b.prefetchable);
+    CHECK(b.base == 0xfebc'0000);
+    CHECK(b.size == 0x2'0000);
+    b = f.bar(kNic, 1);
+    CHECK((b.present && b.io && !b.is64));
+    CHECK(b.base == 0xc000);
+    CHECK(b.size == 0x40);
+    b = f.bar(kNic, 2);
+    CHECK((b.present && !b.io && b.is64 && b.prefetchable));
+    CHECK(b.base == 0x8'0000'0000ull);
+    CHECK(b.size == 0x4000);
+    CHECK_FALSE(f.bar(kNic, 3).present);  // the high half of BAR2
+    CHECK(f.bar(kNic, 4).present);
+    CHECK(f.bar(kNic, 4).size == 0x4000);
+    CHECK_FALSE(f.bar(kNic, 5).present);  // unimplemented
+    CHECK_FALSE(f.bar(kNic, 6).present);
+    CHECK_FALSE(f.bar(kRtDevice, 0).present);
+    CHECK(f.interrupt_pin(kNic) == 1);
+    CHECK(f.interrupt_line(kNic) == 0x0b);
+    fx.write(kNic, 0x3c, 0x0a, 1);  // the guest's copy; the accessor keeps the firmware's
+    CHECK(f.interrupt_line(kNic) == 0x0b);
+    CHECK(f.interrupt_pin(kRtDevice) == 0);
+    CHECK(f.interrupt_line(kRtDevice) == 0);
+
+    const Bdf other{0, 7, 0};
+    FakeFunction& o = fx.host.add(other);
+    o.set(0x3c, 0x0000'040a, 2, 0x00ff);  // INTD#, IRQ 10
+    o.bar(0, 0x40'0000'0000ull, 0x10'0000'0000ull, 0x4);   // 64 GiB, 64-bit, not prefetchable
+    o.set(0x18, 0x0000'e001, 4, 0x0000'ffe0);              // I/O, a 16-bit decoder: 32 ports
+    o.odd_bar(0x1c, 0xfebd'0000, 0xfffe'0000);              // 128 KiB at a 64 KiB boundary
+    o.set(0x20, 0xfe00'0000, 4, 0xfffd'0000);              // a hole in the size mask
+    o.set(0x24, 0x0001'0001, 4, 0xffff'ffc0);              // I/O beyond the 64 KiB port space
+    SECTION("a second function")
+    {
+        REQUIRE(f.assign(other));
+        CHECK(f.device_count() == 2);
+        CHECK(f.device_bdf(0) == kNic);
+        CHECK(f.device_bdf(1) == other);
+        CHECK(f.interrupt_pin(other) == 4);
+        CHECK(f.interrupt_line(other) == 0x0a);
+        b = f.bar(other, 0);
+        CHECK((b.present && b.is64 && !b.prefetchable && !b.io));
+        CHECK(b.base == 0x40'0000'0000ull);
+        CHECK(b.size == 0x10'0000'0000ull);
+        CHECK_FALSE(f.bar(other, 1).present);
+        b = f.bar(other, 2);
+        CHECK((b.present && b.io));
+        CHECK(b.base == 0xe000);
+        CHECK(b.size == 0x20);
+        CHECK_FALSE(f.bar(other, 3).present);  // base not aligned to its size
+        CHECK_FALSE(f.bar(other, 4).present);  // not a power of two
+        CHECK_FALSE(f.bar(other, 5).present);
+    }
+    SECTION("probes hardware cannot produce")
+    {
+        o.set(0x10, 0x000e'0002, 4, 0xffff'f000);   // memory type 01b (reserved)
+        o.set(0x14, 0x0000'0000, 4, 0xffff'f008);   // the prefetchable bit changes under the probe
+        o.set(0x18, 0x0000'0008, 4, 0x0000'0000);   // type bits only: no address bits decode
+        o.set(0x1c, 0x0000'0001, 4, 0x0000'0000);   // I/O, no address bits
+        o.set(0x20, 0x0000'0000, 4, 0x0000'0000);
+        o.bar(5, 0xfe00'0000, 0x1000, 0x4);         // 64-bit in the last slot: no high half
+        REQUIRE(f.assign(other));
+        for (unsigned i = 0; i < 6; ++i)
+            CHECK_FALSE(f.bar(other, i).present);
+        CHECK(f.device_count() == 2);
+    }
+    CHECK(f.device_bdf(5) == Bdf{});
+}
+
+TEST_CASE("pci: a hostile guest never reaches hidden capabilities in IntxOnly", "[devices][pci]")
+{
+    Fixture fx;
+    intx_fixture(fx);
+    REQUIRE(fx.filter.assign(kNic));
+    fx.host.writes.clear();
+    const FakeFunction before = fx.host.at(kNic);
+    vlibos::test::Lcg rng{0xbad5eed};
+    const uint8_t sizes[] = {1, 2, 4, 4, 4, 3};
+    const uint8_t hot[] = {0x04, 0x06, 0x34, 0x40, 0x41, 0x50, 0x52, 0x54, 0x58, 0x5c, 0x60, 0x64, 0x68,
+                           0x70, 0x72, 0x73, 0x74, 0x78, 0x7c, 0x80, 0x81};
+    for (int step = 0; step < 50'000; ++step) {
+        switch (rng.below(5)) {
+        case 0: {
+            uint32_t address = 0x8000'0000 | 0x1800u |
+                               (rng.below(4) ? hot[rng.below(sizeof hot)] : static_cast<uint32_t>(rng.below(256)));
+            if (rng.below(8) == 0)
+                address = static_cast<uint32_t>(rng.next());
+            (void)fx.filter.io_write(0xcf8, 4, address);
+            break;
+        }
+        case 1:
+        case 2: {
+            uint32_t value = rng.below(3) ? static_cast<uint32_t>(rng.next() ^ (rng.next() << 16)) : 0xffff'ffffu;
+            (void)fx.filter.io_write(static_cast<uint16_t>(0xcfc + rng.below(4)), sizes[rng.below(6)], value);
+            break;
+        }
+        case 3: {
+            auto port = static_cast<uint16_t>(0xcfc + rng.below(4));
+            uint8_t size = sizes[rng.below(6)];
+            auto r = fx.filter.io_read(port, size);
+            uint32_t address = fx.filter.config_address();
+            uint32_t offset = (address & 0xfc) + (port - 0xcfcu);
+            if (r.ok() && (address & 0x80ff'ff00) == 0x8000'1800 && in_hidden_capability(offset, size))
+                REQUIRE(r.value() == 0);
+            break;
+        }
+        default:
+            REQUIRE(fx.filter.msix_write(kNic, static_cast<uint32_t>(rng.below(kMsixEntries * 16)) & ~3u, 4,
+                                         rng.next()).error() == PciError::NoMsix);
+            break;
+        }
+        for (const HostWrite& w : fx.host.writes) {
+            REQUIRE(w.bdf == kNic);
+            REQUIRE_FALSE(w.msix);
+            REQUIRE_FALSE(in_hidden_capability(w.offset, w.size));
+        }
+        fx.host.writes.clear();
+        REQUIRE(fx.host.msix_reads == 0);
+        REQUIRE(fx.host.msix_writes == 0);
+    }
+    const FakeFunction& after = fx.host.at(kNic);
+    CHECK(std::memcmp(before.config + kMsi, after.config + kMsi, kMsiEnd - kMsi) == 0);
+    CHECK(std::memcmp(before.config + kMsix, after.config + kMsix, kMsixEnd - kMsix) == 0);
+    CHECK(before.msix == after.msix);
+    CHECK(fx.filter.stats().hidden_writes > 100);
 }

@@ -201,6 +201,78 @@ TEST_CASE("linux mp table: with a PCI bus", "[linux]")
         CHECK(entries[i].bytes[4] == 1); // every interrupt entry names the ISA bus
 }
 
+TEST_CASE("linux mp table: PCI interrupts", "[linux]")
+{
+    MpConfig c = cpus({0, 1});
+    c.pci_bus = true;
+    c.pci_interrupts[0] = MpPciInterrupt{3, 0, 11};   // 00:03.0 INTA# -> pin 11
+    c.pci_interrupts[1] = MpPciInterrupt{4, 0, 10};   // 00:04.0 INTA# -> pin 10
+    c.pci_interrupts[2] = MpPciInterrupt{4, 1, 20};   // INTB# -> pin 20 (no ISA IRQ there)
+    c.pci_interrupt_count = 3;
+    std::vector<uint8_t> buf(mp_table_size(c));
+    auto r = write_mp_table(buf.data(), buf.size(), 0xf0000, c);
+    REQUIRE(r.ok());
+    // ISA IRQs 10 and 11 lose their entries: one pin, one trigger mode.
+    CHECK(r.value().entry_count == 2 + 2 + 1 + 13 + 3 + 2);
+    CHECK(sum(buf.data() + 16, r.value().config_length) == 0);
+    std::vector<Entry> entries = entries_of(buf.data() + 16);
+    REQUIRE(entries.size() == r.value().entry_count);
+    std::vector<std::vector<uint8_t>> pci, isa;
+    for (const Entry& e : entries) {
+        if (e.type != kMpEntryIoInterrupt)
+            continue;
+        (e.bytes[4] == 0 ? pci : isa).push_back(e.bytes);
+    }
+    REQUIRE(pci.size() == 3);
+    // Source bus IRQ = device << 2 | pin; level, active low (flags 0x0f); destination the I/O APIC.
+    CHECK(pci[0][5] == (3 << 2));
+    CHECK(pci[0][7] == 11);
+    CHECK(get16(pci[0].data(), 2) == 0x0f);
+    CHECK(pci[1][5] == (4 << 2));
+    CHECK(pci[1][7] == 10);
+    CHECK(pci[2][5] == ((4 << 2) | 1));
+    CHECK(pci[2][7] == 20);
+    CHECK(pci[2][6] == c.ioapic_id);
+    for (const auto& e : isa) {
+        CHECK(e[5] != 10);
+        CHECK(e[5] != 11);
+        CHECK(get16(e.data(), 2) == 0);
+    }
+    CHECK(isa.size() == 13);
+}
+
+TEST_CASE("linux mp table: bad PCI interrupts are refused", "[linux]")
+{
+    std::vector<uint8_t> buf(4096);
+    auto refused = [&](const MpConfig& c) {
+        auto r = write_mp_table(buf.data(), buf.size(), 0x9f010, c);
+        return !r.ok() && r.error().kind == MpErrorKind::BadPciInterrupt;
+    };
+    MpConfig good = cpus({0});
+    good.pci_bus = true;
+    good.pci_interrupts[0] = MpPciInterrupt{3, 0, 11};
+    good.pci_interrupt_count = 1;
+    CHECK(check_mp_config(good).ok());
+    MpConfig c = good;
+    c.pci_bus = false;
+    CHECK(refused(c));
+    for (MpPciInterrupt bad : {MpPciInterrupt{32, 0, 11}, MpPciInterrupt{3, 4, 11}, MpPciInterrupt{3, 0, 0},
+                               MpPciInterrupt{3, 0, 2}, MpPciInterrupt{3, 0, 24}}) {
+        c = good;
+        c.pci_interrupts[0] = bad;
+        CHECK(refused(c));
+    }
+    c = good;
+    c.pci_interrupts[1] = MpPciInterrupt{3, 0, 10};  // the same device pin twice
+    c.pci_interrupt_count = 2;
+    CHECK(refused(c));
+    c = good;
+    c.pci_interrupt_count = kMaxMpPciInterrupts + 1;
+    auto r = write_mp_table(buf.data(), buf.size(), 0x9f010, c);
+    REQUIRE_FALSE(r.ok());
+    CHECK(message(r.error()).find("PCI interrupt entry 8 is invalid") == 0);
+}
+
 TEST_CASE("linux mp table: the largest table", "[linux]")
 {
     MpConfig c;
@@ -209,11 +281,14 @@ TEST_CASE("linux mp table: the largest table", "[linux]")
     c.processor_count = kMaxMpProcessors;
     c.ioapic_id = 200;
     c.pci_bus = true;
+    for (size_t i = 0; i < kMaxMpPciInterrupts; ++i)
+        c.pci_interrupts[i] = MpPciInterrupt{static_cast<uint8_t>(i + 1), 0, static_cast<uint8_t>(16 + i)};
+    c.pci_interrupt_count = kMaxMpPciInterrupts;
     std::vector<uint8_t> buf(4096 - 16);
     auto r = write_mp_table(buf.data(), buf.size(), 0x9f010, c);
     REQUIRE(r.ok());
     CHECK(sum(buf.data() + 16, r.value().config_length) == 0);
-    CHECK(entries_of(buf.data() + 16).size() == kMaxMpProcessors + 2 + 1 + 15 + 2);
+    CHECK(entries_of(buf.data() + 16).size() == kMaxMpProcessors + 2 + 1 + 15 + kMaxMpPciInterrupts + 2);
 }
 
 TEST_CASE("linux mp table: refusals", "[linux]")
@@ -275,7 +350,7 @@ TEST_CASE("linux mp table: refusals", "[linux]")
 
 TEST_CASE("linux mp table: every error has a sentence", "[linux]")
 {
-    for (int e = static_cast<int>(MpErrorKind::NoProcessors); e <= static_cast<int>(MpErrorKind::BadGuestAddress); ++e) {
+    for (int e = static_cast<int>(MpErrorKind::NoProcessors); e <= static_cast<int>(MpErrorKind::BadPciInterrupt); ++e) {
         CHECK(strlen(describe(static_cast<MpErrorKind>(e))) > 20);
         CHECK(message(MpError{static_cast<MpErrorKind>(e), 1, 2}).size() > 20);
     }

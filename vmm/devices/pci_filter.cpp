@@ -13,9 +13,8 @@ constexpr uint32_t kAddressMask = 0x80ff'fffc;
 constexpr uint32_t kAllOnes = 0xffff'ffff;
 constexpr uint16_t kStatusCapabilities = 1u << 4;   // 6.2.3: a capability list is present
 constexpr uint16_t kCommandDecode = 0x3;            // 6.2.2: I/O and memory space
+constexpr uint16_t kCommandBusMaster = 1u << 2;     // 6.2.2
 constexpr uint8_t kHeaderTypeMask = 0x7f;           // bit 7 is multi-function
-constexpr uint8_t kFirstCapability = 0x40;          // 6.7: capabilities live after the header
-constexpr unsigned kMaxCapabilities = 48;           // (256 - 64) / 4 dwords
 
 // MSI capability (6.8.1): message control bits.
 constexpr uint16_t kMsiEnable = 1u << 0;
@@ -26,6 +25,7 @@ constexpr uint16_t kMsi64Bit = 1u << 7;
 constexpr uint16_t kMsiPerVectorMask = 1u << 8;
 
 // MSI-X capability (6.8.2).
+constexpr uint16_t kMsixEnable = 1u << 15;
 constexpr uint16_t kMsixTableSizeMask = 0x7ff;
 constexpr uint8_t kMsixBirMask = 0x7;
 constexpr uint32_t kMsixEntrySize = 16;
@@ -48,8 +48,21 @@ uint32_t size_mask(uint8_t size) { return size >= 4 ? kAllOnes : (1u << (8u * si
 
 bool valid_size(uint8_t size) { return size == 1 || size == 2 || size == 4; }
 
+// Base address registers (6.2.5.1): bit 0 I/O space; memory type in bits 2:1, prefetchable bit 3.
 bool is_memory_bar(uint32_t bar) { return (bar & 1u) == 0; }
 bool is_64bit_bar(uint32_t bar) { return is_memory_bar(bar) && ((bar >> 1) & 3u) == 2; }
+constexpr uint32_t kIoBarFlags = 0x3;
+constexpr uint32_t kMemBarFlags = 0xf;
+constexpr uint32_t kMemBarPrefetchable = 1u << 3;
+constexpr uint32_t kMemBarType = 3u << 1;
+constexpr uint32_t kMemBar32 = 0u << 1;
+constexpr uint64_t kIoSpaceEnd = 0x1'0000;  // x86 port space
+
+uint32_t msi_length(bool is64, bool per_vector_mask)
+{
+    return (is64 ? 0x0eu : 0x0au) + (per_vector_mask ? 0x0au : 0u);
+}
+constexpr uint32_t kMsixLength = 12;
 
 } // namespace
 
@@ -140,10 +153,18 @@ Status<PciError> PciFilter::assign(Bdf bdf)
     Device& device = devices_[device_count_];
     device = Device{};
     device.bdf = bdf;
+    device.intx_only = mode_ == InterruptMode::IntxOnly;
     TRY(walk_capabilities(device));
+    device.interrupt_line = static_cast<uint8_t>(host_.config_read(bdf, kInterruptLine, 1));
+    device.interrupt_pin = static_cast<uint8_t>(host_.config_read(bdf, kInterruptPin, 1));
 
     // BAR probe (6.2.5.1): with decoding off, write all ones, read the size mask, restore.
+    // IntxOnly: bus mastering goes off here and stays off. An MSI the firmware left armed is a
+    // DMA write the guest could never receive, and without an IOMMU DMA the guest's driver has not
+    // set up goes wherever the firmware pointed it; the driver sets the bit again (passed through).
     uint32_t command = host_.config_read(bdf, kCommand, 2) & 0xffff;
+    if (device.intx_only)
+        command &= ~uint32_t{kCommandBusMaster};
     host_.config_write(bdf, kCommand, 2, command & ~uint32_t{kCommandDecode});
     for (unsigned i = 0; i < kBarCount; ++i) {
         auto reg = static_cast<uint8_t>(kBar0 + 4 * i);
@@ -153,7 +174,8 @@ Status<PciError> PciFilter::assign(Bdf bdf)
         host_.config_write(bdf, reg, 4, device.bar_original[i]);
     }
     host_.config_write(bdf, kCommand, 2, command);
-    if (device.msix)
+    // IntxOnly never uses the table, so where it lies does not matter.
+    if (device.msix && !device.intx_only)
         TRY(check_msix_table(device));
 
     // Nothing the firmware left armed may fire before the guest has programmed it through us.
@@ -161,14 +183,140 @@ Status<PciError> PciFilter::assign(Bdf bdf)
         uint32_t control = host_.config_read(bdf, static_cast<uint8_t>(device.msi + 2), 2);
         host_.config_write(bdf, static_cast<uint8_t>(device.msi + 2), 2, control & ~uint32_t{kMsiGuestControl});
     }
-    if (device.msix) {
+    if (device.msix && device.intx_only) {
+        // Off at the capability: the table lies in MMIO the monitor does not reach.
+        auto control_reg = static_cast<uint8_t>(device.msix + 2);
+        uint32_t control = host_.config_read(bdf, control_reg, 2);
+        host_.config_write(bdf, control_reg, 2, control & ~uint32_t{kMsixEnable});
+        device.msix_info = MsixTableInfo{};
+    } else if (device.msix) {
         for (uint32_t i = 0; i < device.msix_info.entries; ++i) {
             uint32_t offset = i * kMsixEntrySize + kMsixVectorControl;
             host_.msix_write(bdf, offset, host_.msix_read(bdf, offset) | kMsixMasked);
         }
     }
+    if (device.intx_only)
+        hide_msi(device);
     ++device_count_;
     return {};
+}
+
+// IntxOnly: the dwords of the MSI and MSI-X capabilities (rounded up to whole dwords: the rest is
+// reserved, and capabilities are dword aligned) and the list the guest walks without them. A
+// capability whose header lies inside a hidden one is left out too.
+void PciFilter::hide_msi(Device& device)
+{
+    auto hide = [&](uint8_t at, uint32_t length) {
+        for (uint32_t reg = at; reg < at + length; reg += 4)
+            device.hidden |= uint64_t{1} << ((reg - kFirstCapability) / 4);
+    };
+    if (device.msi)
+        hide(device.msi, msi_length(device.msi_64bit, device.msi_per_vector_mask));
+    if (device.msix)
+        hide(device.msix, kMsixLength);
+    for (size_t i = 0; i < device.cap_count; ++i)
+        if (!hidden(device, device.caps[i]))
+            device.visible[device.visible_count++] = device.caps[i];
+}
+
+bool PciFilter::hidden(const Device& device, uint8_t reg) const
+{
+    return reg >= kFirstCapability && ((device.hidden >> ((reg - kFirstCapability) / 4)) & 1u);
+}
+
+// IntxOnly: dword `reg` as the guest sees it with the hidden capabilities taken out of the list.
+uint32_t PciFilter::visible_view(const Device& device, uint8_t reg, uint32_t dword) const
+{
+    if (hidden(device, reg))
+        return 0;
+    if (reg == kCommand && device.visible_count == 0)
+        return dword & ~(uint32_t{kStatusCapabilities} << 16);
+    if (reg == kCapabilityPointer)
+        return (dword & ~0xffu) | (device.visible_count ? device.visible[0] : 0u);
+    for (size_t i = 0; i < device.visible_count; ++i) {
+        if (device.visible[i] == reg) {
+            uint32_t next = i + 1 < device.visible_count ? device.visible[i + 1] : 0u;
+            return (dword & ~0xff00u) | (next << 8);
+        }
+    }
+    return dword;
+}
+
+// --- BARs (6.2.5.1) ---
+
+// The size is the two's complement of the probed address bits; the type bits are read-only, so a
+// probe that changes them, or sizes that are not a power of two or a base not aligned to its size
+// (which hardware cannot produce) mean the probe cannot be trusted.
+PciFilter::BarInfo PciFilter::bar_info(const Device& device, unsigned index) const
+{
+    if (index >= kBarCount)
+        return {};
+    // The high half of a 64-bit BAR: BARs are decoded from BAR0 up, each 64-bit one taking two.
+    for (unsigned i = 0; i < index; ++i)
+        if (is_64bit_bar(device.bar_original[i]))
+            if (++i == index)
+                return {};
+    uint32_t original = device.bar_original[index];
+    uint32_t probe = device.bar_probe[index];
+    if (probe == 0)
+        return {};  // unimplemented
+    uint32_t flags = is_memory_bar(original) ? kMemBarFlags : kIoBarFlags;
+    if ((probe & ~flags) == 0 && !is_64bit_bar(original))
+        return {};  // no address bits answer: nothing to decode
+    if ((probe ^ original) & flags)
+        return {};
+    BarInfo info;
+    uint64_t mask;
+    if (!is_memory_bar(original)) {
+        // Decoders of 16 bits only read the upper address bits as 0 (6.2.5.1).
+        uint32_t low = probe & ~kIoBarFlags;
+        if ((low & 0xffff'0000) == 0)
+            low |= 0xffff'0000;
+        mask = 0xffff'ffff'0000'0000ull | low;
+        info.io = true;
+        info.base = original & ~kIoBarFlags;
+    } else {
+        info.prefetchable = (original & kMemBarPrefetchable) != 0;
+        info.base = original & ~kMemBarFlags;
+        mask = probe & ~kMemBarFlags;
+        if (is_64bit_bar(original)) {
+            if (index + 1u >= kBarCount)
+                return {};
+            info.is64 = true;
+            info.base |= uint64_t{device.bar_original[index + 1]} << 32;
+            mask |= uint64_t{device.bar_probe[index + 1]} << 32;
+        } else if ((original & kMemBarType) == kMemBar32) {
+            mask |= 0xffff'ffff'0000'0000ull;
+        } else {
+            return {};  // reserved types (01b, once "below 1 MiB", and 11b)
+        }
+    }
+    uint64_t size = ~mask + 1;
+    if (mask == 0 || (size & (size - 1)) != 0 || (info.base & (size - 1)) != 0)
+        return {};
+    if (info.io && info.base + size > kIoSpaceEnd)
+        return {};
+    info.present = true;
+    info.size = size;
+    return info;
+}
+
+PciFilter::BarInfo PciFilter::bar(Bdf bdf, unsigned index) const
+{
+    const Device* device = find(bdf);
+    return device ? bar_info(*device, index) : BarInfo{};
+}
+
+uint8_t PciFilter::interrupt_pin(Bdf bdf) const
+{
+    const Device* device = find(bdf);
+    return device ? device->interrupt_pin : 0;
+}
+
+uint8_t PciFilter::interrupt_line(Bdf bdf) const
+{
+    const Device* device = find(bdf);
+    return device ? device->interrupt_line : 0;
 }
 
 // 6.7: a linked list from the capability pointer (0x34); the low two bits of every pointer are
@@ -193,6 +341,7 @@ Status<PciError> PciFilter::walk_capabilities(Device& device)
         uint32_t id = header & 0xff;
         if (id == 0xff)
             return fail(PciError::CapabilityOutOfRange);  // all ones: nothing answers
+        device.caps[device.cap_count++] = offset;
         if (id == kCapMsi) {
             if (device.msi)
                 return fail(PciError::DuplicateCapability);
@@ -200,14 +349,13 @@ Status<PciError> PciFilter::walk_capabilities(Device& device)
             device.msi_64bit = (control & kMsi64Bit) != 0;
             device.msi_per_vector_mask = (control & kMsiPerVectorMask) != 0;
             device.msi_capable = static_cast<uint8_t>((control & kMsiMultipleCapable) >> 1);
-            uint32_t length = (device.msi_64bit ? 0x0eu : 0x0au) + (device.msi_per_vector_mask ? 0x0au : 0u);
-            if (pointer + length > 0x100)
+            if (pointer + msi_length(device.msi_64bit, device.msi_per_vector_mask) > 0x100)
                 return fail(PciError::CapabilityTruncated);
             device.msi = offset;
         } else if (id == kCapMsix) {
             if (device.msix)
                 return fail(PciError::DuplicateCapability);
-            if (pointer + 12 > 0x100)
+            if (pointer + kMsixLength > 0x100)
                 return fail(PciError::CapabilityTruncated);
             uint32_t control = host_.config_read(bdf, static_cast<uint8_t>(offset + 2), 2);
             uint32_t table = host_.config_read(bdf, static_cast<uint8_t>(offset + 4), 4);
@@ -226,19 +374,8 @@ Status<PciError> PciFilter::walk_capabilities(Device& device)
 Status<PciError> PciFilter::check_msix_table(const Device& device) const
 {
     const MsixTableInfo& t = device.msix_info;
-    if (t.bar >= kBarCount || !is_memory_bar(device.bar_original[t.bar]))
-        return fail(PciError::BadMsixTable);
-    // 6.2.5.1: the size is the two's complement of the probed address bits (0 = no BAR).
-    uint64_t mask = device.bar_probe[t.bar] & ~uint32_t{0xf};
-    if (is_64bit_bar(device.bar_original[t.bar])) {
-        if (t.bar + 1u >= kBarCount)
-            return fail(PciError::BadMsixTable);
-        mask |= uint64_t{device.bar_probe[t.bar + 1]} << 32;
-    } else if (mask != 0) {
-        mask |= 0xffff'ffff'0000'0000ull;
-    }
-    uint64_t size = mask == 0 ? 0 : ~mask + 1;
-    if (uint64_t{t.offset} + uint64_t{t.entries} * kMsixEntrySize > size)
+    BarInfo bar = bar_info(device, t.bar);
+    if (!bar.present || bar.io || uint64_t{t.offset} + uint64_t{t.entries} * kMsixEntrySize > bar.size)
         return fail(PciError::BadMsixTable);
     return {};
 }
@@ -356,7 +493,11 @@ uint32_t PciFilter::read_dword(Device& device, uint8_t reg)
     }
     if (reg == kRomBar)
         return 0;  // no expansion ROM
+    if (device.intx_only && hidden(device, reg))
+        return 0;  // never read: MSI-X pending bits and the like are none of the guest's business
     uint32_t dword = host_.config_read(device.bdf, reg, 4);
+    if (device.intx_only)
+        return visible_view(device, reg, dword);
     if (device.msi) {
         const MsiMessage& m = device.msi_message;
         if (reg == device.msi) {
@@ -384,6 +525,10 @@ void PciFilter::write_dword(Device& device, uint8_t reg, uint32_t byte_mask, uin
     }
     if (reg == kRomBar) {
         note_refusal(stats_.rom_dropped, device.bdf, reg);
+        return;
+    }
+    if (device.intx_only && hidden(device, reg)) {
+        note_refusal(stats_.hidden_writes, device.bdf, reg);
         return;
     }
     if (device.msi && reg >= device.msi && reg <= msi_data_offset(device)) {
@@ -545,7 +690,7 @@ void PciFilter::sync_msi(Device& device)
 PciFilter::MsixTableInfo PciFilter::msix_table(Bdf bdf) const
 {
     const Device* device = find(bdf);
-    return device ? device->msix_info : MsixTableInfo{};
+    return device ? device->msix_info : MsixTableInfo{};  // IntxOnly: cleared at assign()
 }
 
 Result<uint64_t, PciError> PciFilter::msix_read(Bdf bdf, uint32_t offset, uint8_t size)
@@ -553,7 +698,7 @@ Result<uint64_t, PciError> PciFilter::msix_read(Bdf bdf, uint32_t offset, uint8_
     const Device* device = find(bdf);
     if (!device)
         return fail(PciError::NotAssigned);
-    if (!device->msix)
+    if (!device->msix || device->intx_only)
         return fail(PciError::NoMsix);
     if (size != 4 && size != 8)
         return fail(PciError::BadSize);
@@ -584,7 +729,7 @@ Status<PciError> PciFilter::msix_write(Bdf bdf, uint32_t offset, uint8_t size, u
     Device* device = find(bdf);
     if (!device)
         return fail(PciError::NotAssigned);
-    if (!device->msix)
+    if (!device->msix || device->intx_only)
         return fail(PciError::NoMsix);
     if (size != 4 && size != 8)
         return fail(PciError::BadSize);

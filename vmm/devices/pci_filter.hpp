@@ -27,6 +27,11 @@
 //       back what it wrote; the device is given the same message translated to the host CPU of
 //       the target vCPU (physical, Fixed, edge), and an MSI stays disabled (an MSI-X entry
 //       masked) in the device until both its address and data are valid.
+//   - INTx-only mode (set_interrupt_mode(IntxOnly), for a VMM that cannot deliver MSIs): the MSI
+//     and MSI-X capabilities are hidden instead. The capability pointer and the next pointers of
+//     the other capabilities skip them, their dwords read 0 and writes to them are dropped (and
+//     counted); with nothing left, the Status Capabilities List bit reads 0 too. assign() turns
+//     MSI, MSI-X and Bus Master off in the device and never touches the MSI-X table.
 //   - Capability lists are walked at assign() with a bound and loop detection; a malformed list
 //     (loop, pointer below 0x40, capability past the end, two MSI or MSI-X capabilities) makes
 //     assign() fail, so no device is passed whose MSI registers might be missed.
@@ -78,6 +83,12 @@ enum class PciError : uint8_t {
 
 const char* describe(PciError error);
 
+// How an assigned function may interrupt the guest.
+enum class InterruptMode : uint8_t {
+    Msi,       // MSI and MSI-X, filtered (the default)
+    IntxOnly,  // legacy INTx only: MSI and MSI-X are hidden from the guest and off in the device
+};
+
 // How the VMM reaches real configuration space and the MSI-X tables of assigned functions.
 class PciHost {
 public:
@@ -124,6 +135,10 @@ public:
     static constexpr uint8_t kCapabilityPointer = 0x34;
     static constexpr uint8_t kCapMsi = 0x05;
     static constexpr uint8_t kCapMsix = 0x11;
+    static constexpr uint8_t kInterruptLine = 0x3c;
+    static constexpr uint8_t kInterruptPin = 0x3d;
+    static constexpr uint8_t kFirstCapability = 0x40;  // 6.7: capabilities live after the header
+    static constexpr unsigned kMaxCapabilities = 48;   // (256 - 64) / 4 dwords
 
     struct Stats {
         uint64_t config_reads = 0;
@@ -136,6 +151,7 @@ public:
         uint64_t msix_unshadowed = 0;    // writes to MSI-X entries beyond kMaxMsixEntries
         uint64_t other_io = 0;           // non-dword 0xCF8-0xCFB, data port with the enable bit clear
         uint64_t bridge_writes = 0;      // writes to the emulated host bridge: dropped
+        uint64_t hidden_writes = 0;      // IntxOnly: writes to a hidden MSI/MSI-X capability
         Bdf last_refused{};              // the function and offset of the latest refusal
         uint8_t last_refused_offset = 0;
     };
@@ -147,11 +163,28 @@ public:
         uint32_t entries = 0;     // table size (16 bytes each)
     };
 
+    // A BAR as assign() found it (6.2.5.1). A 64-bit BAR is described at its low index; the high
+    // index, an unimplemented BAR and one whose probe is inconsistent (size not a power of two,
+    // base not aligned to it, read-only type bits changing, a reserved type, I/O beyond 64 KiB)
+    // read present = false.
+    struct BarInfo {
+        bool present = false;
+        bool io = false;
+        bool is64 = false;
+        bool prefetchable = false;
+        uint64_t base = 0;
+        uint64_t size = 0;
+    };
+
     // `apics` is the guest's live LAPIC view (logical destinations); both must outlive the filter.
     PciFilter(PciHost& host, const GuestApics& apics, const MsiPolicy& policy);
 
+    // Before any assign(): the mode every function assigned afterwards is given (default Msi).
+    void set_interrupt_mode(InterruptMode mode) { mode_ = mode; }
+
     // Gives the guest `bdf`: probes the header, the BARs (decoding off meanwhile) and the
-    // capability list through the host, disables MSI and masks every MSI-X entry.
+    // capability list through the host, disables MSI and masks every MSI-X entry (Msi), or
+    // disables MSI, MSI-X and bus mastering (IntxOnly; the MSI-X table is not touched).
     Status<PciError> assign(Bdf bdf);
     // Emulate a read-only host bridge at 00:00.0 (on by default; ignored if 00:00.0 is assigned).
     void set_host_bridge(bool enabled) { host_bridge_ = enabled; }
@@ -171,6 +204,14 @@ public:
     Status<PciError> msix_write(Bdf bdf, uint32_t offset, uint8_t size, uint64_t value);
 
     bool assigned(Bdf bdf) const { return find(bdf) != nullptr; }
+    size_t device_count() const { return device_count_; }
+    Bdf device_bdf(size_t i) const { return i < device_count_ ? devices_[i].bdf : Bdf{}; }  // i < device_count()
+
+    // What assign() found; a function not assigned reads as absent / 0.
+    BarInfo bar(Bdf bdf, unsigned index) const;  // index 0-5
+    uint8_t interrupt_pin(Bdf bdf) const;   // 0x3D: 0 none, 1-4 INTA#-INTD# (6.2.4); others are the device's
+    uint8_t interrupt_line(Bdf bdf) const;  // 0x3C: the firmware's IRQ (6.2.4)
+
     uint32_t config_address() const { return address_; }
     const Stats& stats() const { return stats_; }
 
@@ -191,6 +232,16 @@ private:
         uint32_t bar_original[kBarCount] = {};
         uint32_t bar_probe[kBarCount] = {};   // what the BAR reads after all ones were written
         bool bar_sizing[kBarCount] = {};
+        uint8_t interrupt_line = 0;
+        uint8_t interrupt_pin = 0;
+        bool intx_only = false;
+        // The capability list in order, and (IntxOnly) the dwords hidden from the guest, one bit
+        // per dword from 0x40, and the list the guest is shown instead.
+        uint8_t caps[kMaxCapabilities] = {};
+        uint8_t cap_count = 0;
+        uint64_t hidden = 0;
+        uint8_t visible[kMaxCapabilities] = {};
+        uint8_t visible_count = 0;
         uint8_t msi = 0;                      // capability offset, 0 = none
         bool msi_64bit = false;
         bool msi_per_vector_mask = false;
@@ -207,6 +258,10 @@ private:
     bool is_host_bridge(Bdf bdf) const;
     Status<PciError> walk_capabilities(Device& device);
     Status<PciError> check_msix_table(const Device& device) const;
+    BarInfo bar_info(const Device& device, unsigned index) const;
+    void hide_msi(Device& device);
+    bool hidden(const Device& device, uint8_t reg) const;
+    uint32_t visible_view(const Device& device, uint8_t reg, uint32_t dword) const;
 
     uint32_t read_dword(Device& device, uint8_t reg);
     void write_dword(Device& device, uint8_t reg, uint32_t byte_mask, uint32_t value, uint8_t offset, uint8_t size);
@@ -230,6 +285,7 @@ private:
     const MsiPolicy& policy_;
     uint32_t address_ = 0;
     bool host_bridge_ = true;
+    InterruptMode mode_ = InterruptMode::Msi;
     Device devices_[kMaxDevices];
     size_t device_count_ = 0;
     Stats stats_;

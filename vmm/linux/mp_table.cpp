@@ -52,10 +52,38 @@ constexpr uint8_t kCascadeIrq = 2;
 // every configuration accepted.
 constexpr size_t kMaxTableSize = kMpFloatingPointerSize + kMpConfigHeaderSize +
                                  kMaxMpProcessors * kMpProcessorEntrySize +
-                                 (2 + 1 + kMpIsaInterruptEntries + kMpLocalInterruptEntries) * kMpEntrySize;
+                                 (2 + 1 + kMpIsaInterruptEntries + kMaxMpPciInterrupts + kMpLocalInterruptEntries) *
+                                     kMpEntrySize;
 static_assert(kMaxTableSize <= 4096 - 16, "the MP table must fit in the EBDA page after its first paragraph");
 
 size_t bus_count(const MpConfig& c) { return c.pci_bus ? 2 : 1; }
+
+constexpr uint8_t kIoApicPins = 24;
+// PCI interrupt entries: level-triggered (bits 3:2 = 11), active low (bits 1:0 = 11), Table 4-9.
+constexpr uint16_t kPciInterruptFlags = 0x0f;
+
+size_t bounded_pci(const MpConfig& c)
+{
+    return c.pci_interrupt_count < kMaxMpPciInterrupts ? c.pci_interrupt_count : kMaxMpPciInterrupts;
+}
+
+// Whether a PCI interrupt takes I/O APIC pin `pin` (then ISA IRQ `pin` gets no entry).
+bool pci_uses_pin(const MpConfig& c, uint8_t pin)
+{
+    for (size_t i = 0; i < bounded_pci(c); ++i)
+        if (c.pci_interrupts[i].ioapic_pin == pin)
+            return true;
+    return false;
+}
+
+size_t isa_entries(const MpConfig& c)
+{
+    size_t n = 0;
+    for (uint8_t irq = 0; irq < 16; ++irq)
+        if (irq != kCascadeIrq && (irq == kTimerIrq || !pci_uses_pin(c, irq)))
+            ++n;
+    return n;
+}
 
 // Counts are bounded so that a refused configuration still gives a meaningful size.
 size_t bounded_processors(const MpConfig& c)
@@ -65,13 +93,13 @@ size_t bounded_processors(const MpConfig& c)
 
 size_t entry_count(const MpConfig& c)
 {
-    return bounded_processors(c) + bus_count(c) + 1 + kMpIsaInterruptEntries + kMpLocalInterruptEntries;
+    return bounded_processors(c) + bus_count(c) + 1 + isa_entries(c) + bounded_pci(c) + kMpLocalInterruptEntries;
 }
 
 size_t config_length(const MpConfig& c)
 {
     return kMpConfigHeaderSize + bounded_processors(c) * kMpProcessorEntrySize +
-           (bus_count(c) + 1 + kMpIsaInterruptEntries + kMpLocalInterruptEntries) * kMpEntrySize;
+           (bus_count(c) + 1 + isa_entries(c) + bounded_pci(c) + kMpLocalInterruptEntries) * kMpEntrySize;
 }
 
 // Above the first MiB (the guest's low memory and legacy hole), on a page of its own.
@@ -80,11 +108,11 @@ bool valid_apic_address(uint32_t address) { return address >= 0x100000 && (addre
 // Writes an I/O (type 3) or local (type 4) interrupt assignment entry; both share the layout of
 // MP spec tables 4-8 and 4-10.
 uint8_t* put_interrupt(uint8_t* p, uint8_t entry_type, uint8_t interrupt_type, uint8_t source_bus,
-                       uint8_t source_irq, uint8_t destination, uint8_t pin)
+                       uint8_t source_irq, uint8_t destination, uint8_t pin, uint16_t flags = kConformingFlags)
 {
     store_u8(p, 0, entry_type);
     store_u8(p, 1, interrupt_type);
-    store_u16(p, 2, kConformingFlags);
+    store_u16(p, 2, flags);
     store_u8(p, 4, source_bus);
     store_u8(p, 5, source_irq);
     store_u8(p, 6, destination);
@@ -116,6 +144,7 @@ const char* describe(MpErrorKind kind)
     case MpErrorKind::BadApicAddress: return "an APIC register address is below 1 MiB, not 4 KiB aligned, or shared by the I/O APIC and the local APICs";
     case MpErrorKind::BufferTooSmall: return "the buffer is too small for the MP table";
     case MpErrorKind::BadGuestAddress: return "the MP table's guest-physical address is misaligned or out of range";
+    case MpErrorKind::BadPciInterrupt: return "a PCI interrupt entry is invalid (no PCI bus, device above 31, pin above INTD#, I/O APIC pin 0, 2 or above 23, the same device pin twice, or more than 8)";
     }
     return "unknown MP table error";
 }
@@ -141,6 +170,8 @@ size_t format_mp_error(char* buffer, size_t size, const MpError& e)
                       ull(e.value));
     case MpErrorKind::BufferTooSmall:
         return format(buffer, size, "the MP table needs %llu bytes, the buffer has %llu", ull(e.limit), ull(e.value));
+    case MpErrorKind::BadPciInterrupt:
+        return format(buffer, size, "PCI interrupt entry %llu is invalid: %s", ull(e.value), describe(e.kind));
     case MpErrorKind::BadGuestAddress:
         return format(buffer, size,
                       "guest-physical address 0x%llx cannot hold the MP table (16-byte alignment, 32-bit "
@@ -185,6 +216,17 @@ Status<MpError> check_mp_config(const MpConfig& c)
         return refuse(MpErrorKind::BadApicAddress, c.local_apic_address);
     if (!valid_apic_address(c.ioapic_address) || c.ioapic_address == c.local_apic_address)
         return refuse(MpErrorKind::BadApicAddress, c.ioapic_address);
+    if (c.pci_interrupt_count > kMaxMpPciInterrupts)
+        return refuse(MpErrorKind::BadPciInterrupt, kMaxMpPciInterrupts);
+    for (size_t i = 0; i < c.pci_interrupt_count; ++i) {
+        const MpPciInterrupt& e = c.pci_interrupts[i];
+        bool bad = !c.pci_bus || e.device > 31 || e.pin > 3 || e.ioapic_pin >= kIoApicPins || e.ioapic_pin == 0 ||
+                   e.ioapic_pin == kTimerPin;
+        for (size_t j = 0; j < i && !bad; ++j)
+            bad = c.pci_interrupts[j].device == e.device && c.pci_interrupts[j].pin == e.pin;
+        if (bad)
+            return refuse(MpErrorKind::BadPciInterrupt, i);
+    }
     return {};
 }
 
@@ -243,10 +285,15 @@ Result<MpTableInfo, MpError> write_mp_table(uint8_t* buffer, size_t size, uint64
     // ISA IRQ n -> I/O APIC pin n, except the timer (IRQ 0 -> pin 2, where the 8259 cascade would
     // be) and the cascade itself (IRQ 2, no entry).
     for (uint8_t irq = 0; irq < 16; ++irq) {
-        if (irq == kCascadeIrq)
+        if (irq == kCascadeIrq || (irq != kTimerIrq && pci_uses_pin(c, irq)))
             continue;
         uint8_t pin = irq == kTimerIrq ? kTimerPin : irq;
         p = put_interrupt(p, kMpEntryIoInterrupt, kMpInterruptInt, isa_bus, irq, c.ioapic_id, pin);
+    }
+    for (size_t i = 0; i < c.pci_interrupt_count; ++i) {
+        const MpPciInterrupt& e = c.pci_interrupts[i];
+        p = put_interrupt(p, kMpEntryIoInterrupt, kMpInterruptInt, 0, static_cast<uint8_t>((e.device << 2) | e.pin),
+                          c.ioapic_id, e.ioapic_pin, kPciInterruptFlags);
     }
     // Virtual wire mode (MP spec 3.6.2.2): the 8259's output on every LINT0 as ExtINT, NMI on LINT1.
     p = put_interrupt(p, kMpEntryLocalInterrupt, kMpInterruptExtInt, isa_bus, 0, kAllLocalApics, 0);

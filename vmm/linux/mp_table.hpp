@@ -30,6 +30,16 @@ struct MpProcessor {
     bool bsp = false;          // the processor that starts Linux; exactly one
 };
 
+// A PCI function's interrupt pin wired to an I/O APIC pin (MP spec 4.3.4, Table 4-8 note: the
+// source bus IRQ of a PCI interrupt is (device << 2) | pin). Level-triggered, active low, as PCI
+// interrupts are (PCI 3.0, 2.2.6).
+constexpr size_t kMaxMpPciInterrupts = 8;
+struct MpPciInterrupt {
+    uint8_t device = 0;      // 0-31, on PCI bus 0
+    uint8_t pin = 0;         // 0 = INTA# ... 3 = INTD#
+    uint8_t ioapic_pin = 0;  // 0-23, not the timer's pins 0 and 2
+};
+
 struct MpConfig {
     MpProcessor processors[kMaxMpProcessors] = {};
     size_t processor_count = 0;
@@ -41,6 +51,10 @@ struct MpConfig {
     uint8_t ioapic_version = 0x11;       // 82093AA
     uint32_t ioapic_address = kDefaultIoApicAddress;
     bool pci_bus = false;                // add a PCI bus entry (bus 0; ISA becomes bus 1)
+    // PCI interrupts (need pci_bus). An ISA IRQ whose pin a PCI interrupt uses gets no entry:
+    // one pin, one trigger mode.
+    MpPciInterrupt pci_interrupts[kMaxMpPciInterrupts] = {};
+    size_t pci_interrupt_count = 0;
 };
 
 enum class MpErrorKind : uint8_t {
@@ -55,6 +69,8 @@ enum class MpErrorKind : uint8_t {
     BadApicAddress,      // value: the address (below 1 MiB, not 4 KiB aligned, or I/O APIC == local APIC)
     BufferTooSmall,      // value: bytes given; limit: bytes needed
     BadGuestAddress,     // value: the guest-physical address (not 16-byte aligned, or the table reaches 4 GiB)
+    BadPciInterrupt,     // value: index of the entry (no PCI bus, device > 31, pin > 3, I/O APIC pin 0, 2 or > 23,
+                         // more than kMaxMpPciInterrupts, or the same device and pin twice)
 };
 
 struct MpError {

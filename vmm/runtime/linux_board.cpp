@@ -118,6 +118,14 @@ void LinuxBoard::raise(uint8_t pin)
     wake(woken, kMaxVcpus);
 }
 
+void LinuxBoard::set_forwarded_pins(uint32_t pins, void (*eoi)(uint32_t, void*), void* context)
+{
+    SpinlockGuard guard(lock_);
+    forwarded_pins_ = pins & devices::VirtualIoapic::kAllPins;
+    forwarded_eoi_ = eoi;
+    forwarded_context_ = context;
+}
+
 void LinuxBoard::lower(uint8_t pin)
 {
     SpinlockGuard guard(lock_);
@@ -227,9 +235,23 @@ void LinuxBoard::apply(size_t source, const LapicEffect& effect, VcpuSet& woken)
         break;
     case LapicEffect::Kind::Eoi:
         if (effect.level) {
+            // A forwarded line is lowered before the EOI: whether the device still asserts it
+            // only the real pin can tell, once the monitor unmasks it.
+            uint32_t resampled = 0;
+            for (uint8_t pin = 0; pin < devices::VirtualIoapic::kPins; ++pin) {
+                if (!(forwarded_pins_ & (1u << pin)))
+                    continue;
+                devices::RedirectionEntry e = ioapic_->entry(pin);
+                if (e.remote_irr && e.level_triggered && e.vector == effect.vector) {
+                    (void)ioapic_->lower(pin);
+                    resampled |= 1u << pin;
+                }
+            }
             auto again = ioapic_->eoi(effect.vector);
             for (size_t i = 0; i < again.count; ++i)
                 deliver_ioapic(again.items[i], woken);
+            if (resampled != 0 && forwarded_eoi_ != nullptr)
+                forwarded_eoi_(resampled, forwarded_context_);
         }
         break;
     case LapicEffect::Kind::Timer:

@@ -3,7 +3,7 @@
 //
 //   vCPU exit loop ──MMIO 0xFEE00000──> VirtualLapic[i] ──IPI──> IpiFilter ──> VirtualLapic[j]
 //                  ──MMIO 0xFEC00000──> VirtualIoapic ──delivery──> IpiFilter ──> VirtualLapic[j]
-//   device (COM2)  ──raise(pin)──────> VirtualIoapic
+//   device (COM2, forwarded PCI lines) ──raise(pin)──> VirtualIoapic
 //
 // Every message is routed by IpiFilter among the guest's own vCPUs only, so nothing Linux
 // programs can reach another partition's CPU. The board is shared by the VM's vCPUs, which run
@@ -63,6 +63,10 @@ public:
     void raise(uint8_t pin);
     void lower(uint8_t pin);
 
+    // Pins that follow a real level-triggered line (linux_pci.hpp): when the guest EOIs one,
+    // the board lowers it and calls `eoi` with those pins, under the board's lock.
+    void set_forwarded_pins(uint32_t pins, void (*eoi)(uint32_t pins, void* context), void* context);
+
     // Timer: when vCPU `vcpu`'s LAPIC timer expires next (TSC, devices::kNever if never), and
     // the call that fires it once that time has come.
     uint64_t next_deadline(size_t vcpu);
@@ -102,6 +106,9 @@ private:
     bool nmi_[kMaxVcpus] = {};
     StartRequest start_[kMaxVcpus] = {};
     Stats stats_;
+    uint32_t forwarded_pins_ = 0;
+    void (*forwarded_eoi_)(uint32_t, void*) = nullptr;
+    void* forwarded_context_ = nullptr;
     void (*kick_)(size_t, void*) = nullptr;
     void* kick_context_ = nullptr;
 };

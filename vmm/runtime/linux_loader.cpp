@@ -10,6 +10,7 @@
 #include "vmm/linux/bzimage.hpp"
 #include "vmm/linux/entry.hpp"
 #include "vmm/linux/low_memory.hpp"
+#include "vmm/runtime/linux_pci.hpp"
 
 namespace vlibos::vmm {
 
@@ -49,7 +50,7 @@ const char* module_text(const Machine& machine, const char* name, uint64_t& leng
 
 } // namespace
 
-bool load_linux(Machine& machine, LinuxImage& out)
+bool load_linux(Machine& machine, LinuxImage& out, const LinuxPci& pci)
 {
     int p = linux_partition_index(machine);
     const mm::PhysRange part{machine.plan.partitions[p].memory.base, machine.plan.partitions[p].memory.end};
@@ -79,8 +80,10 @@ bool load_linux(Machine& machine, LinuxImage& out)
     // is the host's invariant TSC, never offset or scaled); and that port 0x80 delays are
     // pointless (each would be a VM exit for nothing). Later words win, so these do.
     size_t used = strlen(cmdline);
-    size_t wanted = format(cmdline + used, sizeof cmdline - used, " tsc_early_khz=%llu tsc=reliable io_delay=none",
-                           static_cast<unsigned long long>(x86::tsc::frequency() / 1000));
+    // Passed-through PCI functions interrupt through INTx only (linux_pci.hpp).
+    size_t wanted = format(cmdline + used, sizeof cmdline - used, " tsc_early_khz=%llu tsc=reliable io_delay=none%s",
+                           static_cast<unsigned long long>(x86::tsc::frequency() / 1000),
+                           pci.count() != 0 ? " pci=nomsi" : "");
     if (used + wanted >= sizeof cmdline) {
         console::print("vlibos: linux: the command line is too long (at most %zu characters with the monitor's "
                        "additions)\n", sizeof cmdline - 1);
@@ -112,6 +115,7 @@ bool load_linux(Machine& machine, LinuxImage& out)
     }
     request.mp.processor_count = vcpus;
     request.mp.ioapic_id = static_cast<uint8_t>(vcpus);
+    pci.describe(request.mp);
     auto layout = plan_layout(bz.value(), request);
     if (!layout) {
         char why[200];
@@ -149,6 +153,8 @@ bool load_linux(Machine& machine, LinuxImage& out)
         console::print("vlibos: linux: cannot build the guest memory map\n");
         return false;
     }
+    if (!pci.map_bars(machine, out.memory))
+        return false;
 
     auto plan = plan_entry(l, EntryMode::Protected32);
     if (!plan) {

@@ -28,8 +28,10 @@ struct LinuxImage {
 // The configuration's Linux partition, or -1.
 int linux_partition_index(const Machine& machine);
 
+class LinuxPci;
+
 // Loads the modules into the Linux partition; false (with the reason printed) if they cannot be
-// used.
-bool load_linux(Machine& machine, LinuxImage& out);
+// used. `pci`'s assigned functions go into the MP table and their BARs into the memory map.
+bool load_linux(Machine& machine, LinuxImage& out, const LinuxPci& pci);
 
 } // namespace vlibos::vmm

@@ -22,6 +22,7 @@
 #include "vmm/runtime/linux_board.hpp"
 #include "vmm/runtime/linux_console.hpp"
 #include "vmm/runtime/linux_loader.hpp"
+#include "vmm/runtime/linux_pci.hpp"
 #include "vmm/runtime/mmio_emulation.hpp"
 #include "vmm/runtime/page_source.hpp"
 
@@ -47,6 +48,10 @@ public:
     {
         if (io.string)
             return false;
+        if (pci != nullptr && pci->owns_port(io.port)) {
+            pci->handle(io, regs);
+            return true;
+        }
         if (LinuxConsole::owns(io.port)) {
             console->handle(io, regs);
             ++com2;
@@ -86,6 +91,7 @@ public:
 
     static constexpr size_t kCountedPorts = 0x400;
     LinuxConsole* console = nullptr;
+    LinuxPci* pci = nullptr;
     CmosClock clock;
     uint32_t empty_bus[kCountedPorts] = {};
     Spinlock lock;  // the policy's state (debug-port line, counters) is shared by the vCPUs
@@ -108,6 +114,7 @@ struct LinuxVm {
     uint32_t parked = 0;
     uint32_t running = 0;    // vCPUs not yet ended; the last one ends the activity
     LinuxConsole console;
+    LinuxPci pci;
     LinuxPorts ports;
 
     bool handle_port(const IoExit& io, GuestRegisters& regs) { return ports.handle(io, regs); }
@@ -255,8 +262,10 @@ void run_vcpu(LinuxVm& vm, size_t self, Vcpu* vcpu, GuestRegisters& regs)
             why = detail;
             break;
         }
-        if (self == 0)
+        if (self == 0) {
             vm.console.poll();
+            vm.pci.poll();
+        }
         uint64_t now = x86::tsc::now();
         vm.board.expire_timers(self, now);
         // Interrupts: inject the LAPIC's highest pending vector when the guest can take it,
@@ -405,8 +414,11 @@ void vcpu_ended(LinuxVm& vm)
                        static_cast<unsigned long long>(u.irq_raised),
                        static_cast<unsigned long long>(vm.ports.policy.stats().ignored_outs), busiest);
     }
-    if (vm.ready)
+    if (vm.ready) {
+        vm.pci.quiesce();
         report_devices(vm);
+        vm.pci.report();
+    }
     set_state(LinuxVmState::Stopped);
     activity_ended("the Linux VM");
 }
@@ -474,14 +486,18 @@ void linux_vm_main(Machine& machine, uint32_t cpu)
 
     if (self == 0) {
         // vCPU 0 loads Linux and sets the board up; the others wait for it.
-        bool ok = vcpu != nullptr && load_linux(machine, vm.image);
+        vm.ports.pci = &vm.pci;
+        bool ok = vcpu != nullptr &&
+                  vm.pci.assign(machine, static_cast<size_t>(linux_partition_index(machine)), this_cpu()->apic_id) &&
+                  load_linux(machine, vm.image, vm.pci);
         if (ok) {
             vm.vendor = strcmp(backend->name(), "svm") == 0 ? Vendor::Amd : Vendor::Intel;
-            vm.board.init(vm.image.vcpus, x86::tsc::frequency(), kOwnedPins, vm.image.ioapic_id);
+            vm.board.init(vm.image.vcpus, x86::tsc::frequency(), kOwnedPins | vm.pci.pins(), vm.image.ioapic_id);
             vm.board.set_kick(kick_vcpu, &vm);
             vm.parked = static_cast<uint32_t>(vm.image.vcpus - 1);  // the APs, until they start
             vm.console.init(vm.board);
             vm.ports.console = &vm.console;
+            vm.pci.start(vm.board);
         }
         __atomic_store_n(ok ? &vm.ready : &vm.failed, true, __ATOMIC_RELEASE);
     } else {

@@ -4,7 +4,7 @@
 //     (the builder's intermediate entries already do);
 //   - NPT cannot express "writable but not readable" or "executable but not readable": a
 //     present entry is always readable.
-// Host pages are write-back (PAT index 0), 2 MiB and 1 GiB leaves are used wherever guest and
+// RAM is write-back (PAT index 0), device registers uncached, 2 MiB and 1 GiB leaves are used wherever guest and
 // host addresses are aligned alike. Pure: the unit tests run it against fake memory.
 #pragma once
 
@@ -51,7 +51,10 @@ Status<vmm::VmError> build_npt(Env& env, uint64_t root, const vmm::GuestMemory& 
             if (gpa < kNptUpperHalf && piece_end > kNptUpperHalf)
                 piece_end = kNptUpperHalf;
             uint64_t canonical = mm::paging_detail::sign_extend(gpa);
-            auto mapped = table.map(canonical, hpa, piece_end - gpa, perms, mm::CacheType::WriteBack, true,
+            // Device registers are UC (PCD = PWT = 1): the combined type is then UC whatever the
+            // guest's own PAT says (APM Vol. 2 §15.25.8, Table 15-20).
+            auto mapped = table.map(canonical, hpa, piece_end - gpa, perms,
+                                    region.device ? mm::CacheType::Uncacheable : mm::CacheType::WriteBack, true,
                                     allow_1gb_pages);
             if (!mapped)
                 return fail(mapped.error() == mm::PageTableError::OutOfMemory ? vmm::VmError::OutOfMemory

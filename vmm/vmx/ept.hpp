@@ -103,11 +103,14 @@ constexpr uint64_t ept_rights(GuestAccess access)
     return (access.read ? ept::READ : 0) | (access.write ? ept::WRITE : 0) | (access.execute ? ept::EXECUTE : 0);
 }
 
-// A leaf at `level` (0 = 4 KiB, 1 = 2 MiB, 2 = 1 GiB), write-back: the guest's PAT still refines
-// it (IGNORE_PAT clear), as on bare metal.
-constexpr uint64_t make_ept_leaf(uint64_t hpa, unsigned level, GuestAccess access)
+// A leaf at `level` (0 = 4 KiB, 1 = 2 MiB, 2 = 1 GiB). RAM is write-back and the guest's PAT
+// still refines it (IGNORE_PAT clear), as on bare metal. Device registers (`uncached`) are UC
+// whatever the guest's PAT says (IGNORE_PAT set, §29.3.7.2): a cached BAR would lose writes.
+constexpr uint64_t make_ept_leaf(uint64_t hpa, unsigned level, GuestAccess access, bool uncached = false)
 {
-    return hpa | ept_rights(access) | (ept::MEMORY_TYPE_WB << ept::MEMORY_TYPE_SHIFT) | (level > 0 ? ept::LARGE : 0);
+    uint64_t type = uncached ? (ept::MEMORY_TYPE_UC << ept::MEMORY_TYPE_SHIFT) | ept::IGNORE_PAT
+                             : ept::MEMORY_TYPE_WB << ept::MEMORY_TYPE_SHIFT;
+    return hpa | ept_rights(access) | type | (level > 0 ? ept::LARGE : 0);
 }
 
 // Non-leaf entries allow everything; the leaf decides (the walk takes the intersection, §29.3.3.2).
@@ -157,7 +160,7 @@ public:
     // Returns Empty, Unaligned, TooHigh, NoAccess, WriteWithoutRead, ExecuteOnlyUnsupported,
     // AlreadyMapped (part of the range is mapped; leaves before it may have been written) or
     // OutOfMemory.
-    Status<EptError> map(uint64_t gpa, uint64_t hpa, uint64_t size, GuestAccess access)
+    Status<EptError> map(uint64_t gpa, uint64_t hpa, uint64_t size, GuestAccess access, bool uncached = false)
     {
         if (size == 0)
             return fail(EptError::Empty);
@@ -169,7 +172,7 @@ public:
         TRY(check_access(access, caps_));
         while (size > 0) {
             unsigned level = ept_leaf_level(gpa, hpa, size, caps_);
-            TRY(map_leaf(gpa, hpa, level, access));
+            TRY(map_leaf(gpa, hpa, level, access, uncached));
             uint64_t span = ept_detail::span_of(level);
             gpa += span;
             hpa += span;
@@ -182,7 +185,7 @@ public:
     Status<EptError> map_all(const GuestMemory& memory)
     {
         for (const GuestRegion& region : memory)
-            TRY(map(region.guest_physical, region.host_physical, region.size, region.access));
+            TRY(map(region.guest_physical, region.host_physical, region.size, region.access, region.device));
         return {};
     }
 
@@ -206,7 +209,7 @@ public:
     }
 
 private:
-    Status<EptError> map_leaf(uint64_t gpa, uint64_t hpa, unsigned leaf_level, GuestAccess access)
+    Status<EptError> map_leaf(uint64_t gpa, uint64_t hpa, unsigned leaf_level, GuestAccess access, bool uncached)
     {
         using namespace ept_detail;
         uint64_t table_phys = root_;
@@ -226,7 +229,7 @@ private:
         uint64_t* slot = env_.table(table_phys) + index_of(gpa, leaf_level);
         if (present(*slot))
             return fail(EptError::AlreadyMapped);  // a leaf, or a table under a would-be large page
-        store(slot, make_ept_leaf(hpa, leaf_level, access));
+        store(slot, make_ept_leaf(hpa, leaf_level, access, uncached));
         return {};
     }
 

@@ -113,7 +113,18 @@ inline void forbid_user_access() { asm volatile("clac" ::: "memory"); }
 
 inline void outb(uint16_t port, uint8_t value) { asm volatile("outb %0, %1" ::"a"(value), "Nd"(port)); }
 inline void outw(uint16_t port, uint16_t value) { asm volatile("outw %0, %1" ::"a"(value), "Nd"(port)); }
+inline void outl(uint16_t port, uint32_t value) { asm volatile("outl %0, %1" ::"a"(value), "Nd"(port)); }
 inline uint8_t inb(uint16_t port) { uint8_t v; asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+inline uint16_t inw(uint16_t port) { uint16_t v; asm volatile("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+inline uint32_t inl(uint16_t port) { uint32_t v; asm volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+
+// RFLAGS.IF (SDM Vol. 1 §3.4.3.3): whether this CPU takes maskable interrupts now.
+inline bool interrupts_enabled()
+{
+    uint64_t flags;
+    asm volatile("pushfq; popq %0" : "=r"(flags)::"memory");
+    return (flags >> 9) & 1u;
+}
 
 inline void cpu_relax() { asm volatile("pause" ::: "memory"); }
 inline void disable_interrupts() { asm volatile("cli" ::: "memory"); }

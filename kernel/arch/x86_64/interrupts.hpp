@@ -20,6 +20,12 @@ constexpr uint8_t kVectorLapicTimer = 0x20;
 // Another CPU wants this one to look at its work again (a Linux vCPU got an interrupt): the
 // interrupt itself is the message; it only wakes HLT or forces a VM exit.
 constexpr uint8_t kVectorKick = 0x21;
+// Interrupt lines of devices passed to the Linux VM (ioapic.hpp routes them here): the handler
+// masks the line and tells the VM; the monitor sends the EOI after it.
+constexpr uint8_t kVectorForwardedFirst = 0x30;
+constexpr uint8_t kForwardedVectors = 8;
+using ForwardedHandler = void (*)(unsigned index);  // index = vector - kVectorForwardedFirst
+void set_forwarded_handler(ForwardedHandler handler);
 constexpr uint8_t kVectorSpurious = 0xff;
 
 // Saved by isr.S in this order (lowest address first), then the CPU's own frame.
