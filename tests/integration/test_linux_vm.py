@@ -8,6 +8,13 @@ Checked:
   - Linux boots to user space in its VM: its banner, the e820 map the monitor built (low memory,
     the reserved hole, the partition's RAM at GPA == HPA), the MP table the monitor wrote, then
     the initramfs' marker line;
+  - the shared region the configuration gives Linux (2cpu.cfg/4cpu.cfg: `[shared rpc]`, between
+    rt and linux) is mapped at GPA == HPA as e820 reserved: the monitor's 'shared ... mapped' line,
+    the same bounds as "reserved" in the e820 map Linux prints, and never System RAM in its
+    /proc/iomem. (/proc/iomem lists e820-reserved ranges above 1 MiB only once
+    e820__reserve_resources_late() ran, which pcibios_resource_survey() calls: not in this guest,
+    which has no PCI config space ("PCI: Fatal: No config space access function found"). If it is
+    listed there, it must be as Reserved with the same bounds);
   - the harness types into Linux's console (COM2) and checks the answers: shell arithmetic,
     `uname -r`; then `exit` makes /init power off, which halts Linux: the monitor stops the VM
     (HLT with interrupts disabled) and nothing else stops;
@@ -41,6 +48,9 @@ MARKER_RE = re.compile(r"vlibos-linux: user space up, uptime ([0-9.]+)")
 CMDLINE = "earlyprintk=serial,0x2f8,115200 console=ttyS1,115200"
 AP_START_RE = re.compile(r"^vlibos: linux: vcpu (\d+) starting on cpu (\d+) \((\w+)\), real-mode entry at (0x[0-9a-f]+)")
 STARTS_RE = re.compile(r"INIT (\d+), SIPI (\d+)")
+SHARED_RE = re.compile(r"^vlibos: linux: shared '(\w+)' (0x[0-9a-f]+)-(0x[0-9a-f]+) \((.+?)\) mapped at GPA == HPA, "
+                       r"e820 reserved")
+IOMEM_RE = re.compile(r"^\s*([0-9a-f]+)-([0-9a-f]+) : (.+?)\s*$", re.MULTILINE)
 
 
 def shell_script(vcpus):
@@ -57,6 +67,10 @@ def shell_script(vcpus):
         # Linux's CPUs are the partition's: 1 vCPU on 2 CPUs, 2 on 4 (the AP started by INIT/SIPI).
         ("send", "grep -c ^processor /proc/cpuinfo"),
         ("expect", r"^%d\n" % vcpus, 60),
+        # Linux's resource map (the shared region must not be System RAM in it); the marker line
+        # ends the listing (the echoed command line does not start with it).
+        ("send", "cat /proc/iomem; echo iomem-$((40+2))"),
+        ("expect", r"^iomem-42\n", 60),
         ("send", "exit"),
         ("expect", r"vlibos-linux: shell exited, powering off", 60),
     ]
@@ -108,6 +122,27 @@ def main():
         c.check((ram[0], ram[1] - 1, "usable") in e820, "e820 lacks the partition RAM %#x-%#x: %s" % (ram[0], ram[1], e820))
     usable = [(a, z) for a, z, kind in e820 if kind == "usable"]
     c.check(len(usable) == 2, "Linux sees %d usable ranges, expected low memory and its partition" % len(usable))
+    shared = b.matching(SHARED_RE)
+    if c.check(len(shared) == 1, "expected one 'linux: shared ... mapped' line (the rpc region), got %d" % len(shared)):
+        m = shared[0][1]
+        base, end = int(m.group(2), 16), int(m.group(3), 16)
+        print("test: %s" % m.group(0))
+        c.check(m.group(1) == "rpc" and m.group(4) == "4 MiB" and end - base == 4 << 20,
+                "the shared region is not the configuration's 4 MiB 'rpc': %s" % m.group(0))
+        c.check((base, end - 1, "reserved") in e820, "e820 lacks the shared region %#x-%#x as reserved: %s" % (base, end, e820))
+        if ram:
+            c.check(end <= ram[0] or base >= ram[1], "the shared region %#x-%#x overlaps Linux's RAM" % (base, end))
+        iomem = [(int(a, 16), int(z, 16), name) for a, z, name in IOMEM_RE.findall(text)]
+        c.check(any(name == "System RAM" for _, _, name in iomem), "no /proc/iomem listing on COM2")
+        touching = [(a, z, name) for a, z, name in iomem if a < end and z >= base]
+        for a, z, name in touching:
+            print("test: /proc/iomem: %08x-%08x : %s" % (a, z, name))
+        c.check(all(name.lower() == "reserved" and (a, z) == (base, end - 1) for a, z, name in touching),
+                "/proc/iomem has the shared region %08x-%08x as something other than exactly Reserved: %s"
+                % (base, end - 1, ["%08x-%08x : %s" % r for r in touching]))
+        if not touching:
+            print("test: /proc/iomem does not list %08x-%08x (no PCI: e820__reserve_resources_late() did not run)"
+                  % (base, end - 1))
     c.check("found SMP MP-table" in text and "MPTABLE: OEM ID: VLIBOS" in text, "Linux did not find the MP table")
 
     stops = [(line, m) for line, m in b.matching(STOP_RE) if m.group(1) == "0"]

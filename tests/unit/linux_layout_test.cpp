@@ -40,6 +40,7 @@ MpConfig two_cpus()
 
 struct Request {
     std::vector<PhysRange> ram;
+    std::vector<PhysRange> reserved;
     uint64_t low = 640 * KiB;
     uint64_t initrd = 0;
     uint64_t cmdline = 40;
@@ -50,6 +51,8 @@ struct Request {
         LayoutRequest r;
         r.ram = ram.data();
         r.ram_count = ram.size();
+        r.reserved = reserved.empty() ? nullptr : reserved.data();
+        r.reserved_count = reserved.size();
         r.low_memory_size = low;
         r.initrd_size = initrd;
         r.cmdline_length = cmdline;
@@ -457,6 +460,126 @@ TEST_CASE("linux layout: RAM ranges are checked", "[linux]")
         r.mp.ioapic_address = 0xfe000000 - 0x1000; // moved away: the local APIC is still covered
         e = error_of(k, r);
         CHECK(e.largest == 0xfee00000);
+    }
+}
+
+TEST_CASE("linux layout: reserved (shared) ranges", "[linux]")
+{
+    SyntheticKernel k;
+    Request r;
+    r.ram = {range(0x400000, 192 * MiB)};
+    SECTION("none: the default")
+    {
+        BootLayout l = plan_ok(k, r);
+        CHECK(l.reserved_count == 0);
+    }
+    SECTION("copied sorted; adjacent to RAM and to each other is fine; placement ignores them")
+    {
+        // The default 2-CPU configuration's rpc region right after the Linux partition, one far
+        // above 4 GiB, one right below the I/O APIC page.
+        r.reserved = {range(0x200000000, 2 * MiB), range(0xc400000, 4 * MiB), range(0xfebff000, 4 * KiB),
+                      range(0xc800000, 4 * KiB)};
+        r.initrd = 5 * MiB;
+        BootLayout l = plan_ok(k, r);
+        REQUIRE(l.reserved_count == 4);
+        CHECK(l.reserved[0] == range(0xc400000, 4 * MiB));
+        CHECK(l.reserved[1] == range(0xc800000, 4 * KiB));
+        CHECK(l.reserved[2] == range(0xfebff000, 4 * KiB));
+        CHECK(l.reserved[3] == range(0x200000000, 2 * MiB));
+        // The same kernel and initrd addresses as without them: only RAM is used.
+        CHECK(l.kernel_load == 0x1000000);
+        CHECK(l.initrd == 0xc400000 - 5 * MiB);
+        REQUIRE(l.ram_count == 1);
+    }
+    SECTION("a kernel with no room in RAM is not put into a reserved range")
+    {
+        r.ram = {range(0x1000000, 16 * MiB)};
+        r.reserved = {range(0x2000000, 64 * MiB)};
+        CHECK(error_of(k, r).kind == LayoutErrorKind::KernelDoesNotFit);
+    }
+    SECTION("the most there may be")
+    {
+        for (uint64_t i = 0; i < kMaxReservedRanges; ++i)
+            r.reserved.push_back(range(0x10000000 + i * 4 * MiB, 4 * MiB));
+        CHECK(plan_ok(k, r).reserved_count == kMaxReservedRanges);
+    }
+    SECTION("too many")
+    {
+        for (uint64_t i = 0; i < kMaxReservedRanges + 1; ++i)
+            r.reserved.push_back(range(0x10000000 + i * 4 * MiB, 4 * MiB));
+        LayoutError e = error_of(k, r);
+        CHECK(e.kind == LayoutErrorKind::TooManyReservedRanges);
+        CHECK(message(e) == "the Linux VM has 9 reserved (shared) ranges, at most 8 are supported");
+    }
+    SECTION("a count without a pointer")
+    {
+        LayoutRequest raw = r.get();
+        raw.reserved = nullptr;
+        raw.reserved_count = 1;
+        CHECK(plan_layout(kernel_of(k), raw).error().kind == LayoutErrorKind::BadReservedRange);
+    }
+    SECTION("empty, unaligned, beyond 52 bits")
+    {
+        r.reserved = {range(0x10000000, 0)};
+        CHECK(error_of(k, r).kind == LayoutErrorKind::BadReservedRange);
+        r.reserved = {range(0x10000800, 4 * MiB)};
+        CHECK(error_of(k, r).kind == LayoutErrorKind::BadReservedRange);
+        r.reserved = {range(0x10000000, 4 * MiB + 1)};
+        CHECK(error_of(k, r).kind == LayoutErrorKind::BadReservedRange);
+        r.reserved = {PhysRange{0x20000000, 0x10000000}};
+        CHECK(error_of(k, r).kind == LayoutErrorKind::BadReservedRange);
+        r.reserved = {range((1ull << 52) - 2 * MiB, 4 * MiB)};
+        LayoutError e = error_of(k, r);
+        CHECK(e.kind == LayoutErrorKind::BadReservedRange);
+        CHECK(message(e) ==
+              "reserved (shared) range 0xfffffffe00000-0x10000000200000 of the Linux VM is empty, not 4 KiB aligned, "
+              "or beyond the 52-bit physical address limit");
+    }
+    SECTION("in the first MiB")
+    {
+        r.reserved = {range(0xff000, 8 * KiB)};
+        LayoutError e = error_of(k, r);
+        CHECK(e.kind == LayoutErrorKind::ReservedInFirstMegabyte);
+        CHECK(message(e) ==
+              "reserved (shared) range 0xff000-0x101000 of the Linux VM starts in the first MiB, which is the guest's "
+              "low memory and legacy hole");
+    }
+    SECTION("overlapping each other")
+    {
+        r.reserved = {range(0x10200000, 4 * MiB), range(0x10000000, 4 * MiB)};
+        LayoutError e = error_of(k, r);
+        CHECK(e.kind == LayoutErrorKind::ReservedRangesOverlap);
+        CHECK(message(e) == "reserved (shared) range 0x10200000-0x10600000 of the Linux VM overlaps another one");
+    }
+    SECTION("overlapping RAM, by one page at either end or inside")
+    {
+        r.reserved = {range(0xc3ff000, 4 * MiB)};
+        LayoutError e = error_of(k, r);
+        CHECK(e.kind == LayoutErrorKind::ReservedOverlapsRam);
+        CHECK(message(e) ==
+              "reserved (shared) range 0xc3ff000-0xc7ff000 of the Linux VM overlaps its RAM range 0x400000-0xc400000");
+        r.reserved = {range(0x200000, 0x201000)};
+        CHECK(error_of(k, r).kind == LayoutErrorKind::ReservedOverlapsRam);
+        r.reserved = {range(0x2000000, 4 * KiB)};
+        CHECK(error_of(k, r).kind == LayoutErrorKind::ReservedOverlapsRam);
+        // Against every RAM range, not only the first.
+        r.ram = {range(0x400000, 16 * MiB), range(0x20000000, 64 * MiB)};
+        r.reserved = {range(0x21000000, 4 * MiB)};
+        e = error_of(k, r);
+        CHECK(e.kind == LayoutErrorKind::ReservedOverlapsRam);
+        CHECK(e.largest == 0x20000000);
+        CHECK(e.alignment == 0x24000000);
+    }
+    SECTION("covering an APIC")
+    {
+        r.reserved = {range(0xfec00000, 4 * KiB)};
+        LayoutError e = error_of(k, r);
+        CHECK(e.kind == LayoutErrorKind::ReservedOverlapsApic);
+        CHECK(message(e) ==
+              "reserved (shared) range 0xfec00000-0xfec01000 of the Linux VM covers the APIC registers at 0xfec00000");
+        r.reserved = {range(0xfe000000, 32 * MiB)};
+        r.mp.ioapic_address = 0xfd000000;
+        CHECK(error_of(k, r).largest == 0xfee00000);
     }
 }
 

@@ -24,7 +24,8 @@ struct Booted {
     BootLayout layout;
 };
 
-Booted boot(const SyntheticKernel& k, std::vector<PhysRange> ram, uint64_t initrd, uint64_t cmdline = 100)
+Booted boot(const SyntheticKernel& k, std::vector<PhysRange> ram, uint64_t initrd, uint64_t cmdline = 100,
+            std::vector<PhysRange> reserved = {})
 {
     Booted b;
     b.image = k.bytes();
@@ -34,6 +35,8 @@ Booted boot(const SyntheticKernel& k, std::vector<PhysRange> ram, uint64_t initr
     LayoutRequest r;
     r.ram = ram.data();
     r.ram_count = ram.size();
+    r.reserved = reserved.data();
+    r.reserved_count = reserved.size();
     r.initrd_size = initrd;
     r.cmdline_length = cmdline;
     r.mp.processors[0] = {0, true};
@@ -208,6 +211,61 @@ TEST_CASE("linux zero page: the e820 map", "[linux]")
             {0x200000000, 0x10000000, 1},
         };
         CHECK(e820_of(zero_page_of(b)) == want);
+    }
+}
+
+TEST_CASE("linux zero page: reserved (shared) ranges in the e820 map", "[linux]")
+{
+    SyntheticKernel k;
+    SECTION("the default 2-CPU configuration: the rpc region right after the partition")
+    {
+        Booted b = boot(k, {PhysRange{0x400000, 0xc400000}}, 0, 100, {PhysRange{0xc400000, 0xc800000}});
+        std::vector<E820> want = {
+            {0, 0x9f000, 1},
+            {0x9f000, 0x61000, 2},
+            {0x400000, 0xc000000, 1},      // RAM, then touching it but of another type: its own entry
+            {0xc400000, 0x400000, 2},      // the shared region, reserved
+            {0xfec00000, 0x1000, 2},
+            {0xfee00000, 0x1000, 2},
+        };
+        CHECK(e820_of(zero_page_of(b)) == want);
+    }
+    SECTION("unsorted, between RAM ranges, above 4 GiB, and merged with the I/O APIC page it touches")
+    {
+        Booted b = boot(k, {PhysRange{0x1000000, 0x8000000}, PhysRange{0x10000000, 0x20000000}}, 0, 100,
+                        {PhysRange{0x300000000, 0x300200000}, PhysRange{0xfebfe000, 0xfec00000},
+                         PhysRange{0x8000000, 0x8400000}, PhysRange{0xf000000, 0x10000000}});
+        std::vector<E820> want = {
+            {0, 0x9f000, 1},
+            {0x9f000, 0x61000, 2},
+            {0x1000000, 0x7000000, 1},
+            {0x8000000, 0x400000, 2},      // right after the first RAM range
+            {0xf000000, 0x1000000, 2},     // right before the second
+            {0x10000000, 0x10000000, 1},
+            {0xfebfe000, 0x3000, 2},       // two reserved pages and the I/O APIC page: one entry
+            {0xfee00000, 0x1000, 2},
+            {0x300000000, 0x200000, 2},
+        };
+        CHECK(e820_of(zero_page_of(b)) == want);
+    }
+    SECTION("the most RAM and reserved ranges still fit the table")
+    {
+        std::vector<PhysRange> ram, reserved;
+        for (uint64_t i = 0; i < kMaxRamRanges; ++i)
+            ram.push_back(PhysRange{0x1000000 + i * 0x8000000, 0x1000000 + i * 0x8000000 + 0x4000000});
+        for (uint64_t i = 0; i < kMaxReservedRanges; ++i)
+            reserved.push_back(PhysRange{0x100000000 + i * 0x800000, 0x100000000 + i * 0x800000 + 0x400000});
+        Booted b = boot(k, ram, 0, 100, reserved);
+        std::vector<E820> e = e820_of(zero_page_of(b));
+        CHECK(e.size() == 2 + kMaxRamRanges + kMaxReservedRanges + 2);
+        size_t reserved_entries = 0;
+        for (size_t i = 0; i < e.size(); ++i) {
+            if (i > 0)
+                CHECK(e[i - 1].base + e[i - 1].size <= e[i].base);
+            if (e[i].base >= 0x100000000)
+                reserved_entries += e[i].type == 2 ? 1 : 0;
+        }
+        CHECK(reserved_entries == kMaxReservedRanges);
     }
 }
 

@@ -63,6 +63,48 @@ Status<LayoutError> take_ram(const LayoutRequest& request, BootLayout& out)
     return {};
 }
 
+// The reserved ranges (shared regions), checked as RAM is and against the RAM already in `out`,
+// copied sorted into `out`. They never take part in placing the kernel or the initrd: those look
+// at out.ram only.
+Status<LayoutError> take_reserved(const LayoutRequest& request, BootLayout& out)
+{
+    out.reserved_count = 0;
+    if (request.reserved_count == 0)
+        return {};
+    if (request.reserved_count > kMaxReservedRanges)
+        return refuse(LayoutErrorKind::TooManyReservedRanges, request.reserved_count);
+    if (request.reserved == nullptr)
+        return refuse(LayoutErrorKind::BadReservedRange, 0, 0);
+    const mm::PhysRange apic_pages[] = {
+        mm::PhysRange::from_size(request.mp.ioapic_address, kPageSize),
+        mm::PhysRange::from_size(request.mp.local_apic_address, kPageSize),
+    };
+    for (size_t i = 0; i < request.reserved_count; ++i) {
+        mm::PhysRange r = request.reserved[i];
+        if (r.empty() || !r.is_page_aligned() || r.end > kPhysicalLimit)
+            return refuse(LayoutErrorKind::BadReservedRange, r.base, r.end);
+        if (r.base < kOneMiB)
+            return refuse(LayoutErrorKind::ReservedInFirstMegabyte, r.base, r.end);
+        for (const mm::PhysRange& apic : apic_pages)
+            if (r.overlaps(apic))
+                return refuse(LayoutErrorKind::ReservedOverlapsApic, r.base, r.end, apic.base);
+        for (size_t j = 0; j < out.ram_count; ++j)
+            if (r.overlaps(out.ram[j]))
+                return refuse(LayoutErrorKind::ReservedOverlapsRam, r.base, r.end, out.ram[j].base, out.ram[j].end);
+        size_t at = out.reserved_count;
+        while (at > 0 && out.reserved[at - 1].base > r.base) {
+            out.reserved[at] = out.reserved[at - 1];
+            --at;
+        }
+        out.reserved[at] = r;
+        ++out.reserved_count;
+    }
+    for (size_t i = 1; i < out.reserved_count; ++i)
+        if (out.reserved[i].overlaps(out.reserved[i - 1]))
+            return refuse(LayoutErrorKind::ReservedRangesOverlap, out.reserved[i].base, out.reserved[i].end);
+    return {};
+}
+
 // The lowest multiple of kernel_alignment at or above pref_address (and 1 MiB) with room for the
 // init_size window inside RAM. Adjacent ranges are one block of memory here (GPA == HPA).
 //
@@ -163,6 +205,12 @@ const char* describe(LayoutErrorKind kind)
     case LayoutErrorKind::RamInFirstMegabyte: return "a RAM range of the Linux VM lies in the first MiB, which is the guest's low memory";
     case LayoutErrorKind::RamRangesOverlap: return "two RAM ranges of the Linux VM overlap";
     case LayoutErrorKind::RamOverlapsApic: return "a RAM range of the Linux VM covers an APIC's registers";
+    case LayoutErrorKind::TooManyReservedRanges: return "the Linux VM has too many reserved (shared) ranges";
+    case LayoutErrorKind::BadReservedRange: return "a reserved (shared) range of the Linux VM is empty, not 4 KiB aligned, or beyond the physical address limit";
+    case LayoutErrorKind::ReservedInFirstMegabyte: return "a reserved (shared) range of the Linux VM lies in the first MiB, which is the guest's low memory";
+    case LayoutErrorKind::ReservedRangesOverlap: return "two reserved (shared) ranges of the Linux VM overlap";
+    case LayoutErrorKind::ReservedOverlapsRam: return "a reserved (shared) range of the Linux VM overlaps its RAM";
+    case LayoutErrorKind::ReservedOverlapsApic: return "a reserved (shared) range of the Linux VM covers an APIC's registers";
     case LayoutErrorKind::BadLowMemorySize: return "the guest's low memory must be a multiple of 4 KiB between 256 KiB and 640 KiB";
     case LayoutErrorKind::CommandLineTooLong: return "the Linux command line is too long";
     case LayoutErrorKind::KernelDoesNotFit: return "the kernel's init_size window does not fit in the partition's RAM at or above pref_address";
@@ -201,6 +249,30 @@ size_t format_layout_error(char* buffer, size_t size, const LayoutError& e)
         return format(buffer, size,
                       "RAM range 0x%llx-0x%llx of the Linux VM covers the APIC registers at 0x%llx", ull(e.value),
                       ull(e.limit), ull(e.largest));
+    case LayoutErrorKind::TooManyReservedRanges:
+        return format(buffer, size, "the Linux VM has %llu reserved (shared) ranges, at most %llu are supported",
+                      ull(e.value), ull(kMaxReservedRanges));
+    case LayoutErrorKind::BadReservedRange:
+        return format(buffer, size,
+                      "reserved (shared) range 0x%llx-0x%llx of the Linux VM is empty, not 4 KiB aligned, or beyond "
+                      "the 52-bit physical address limit",
+                      ull(e.value), ull(e.limit));
+    case LayoutErrorKind::ReservedInFirstMegabyte:
+        return format(buffer, size,
+                      "reserved (shared) range 0x%llx-0x%llx of the Linux VM starts in the first MiB, which is the "
+                      "guest's low memory and legacy hole",
+                      ull(e.value), ull(e.limit));
+    case LayoutErrorKind::ReservedRangesOverlap:
+        return format(buffer, size, "reserved (shared) range 0x%llx-0x%llx of the Linux VM overlaps another one",
+                      ull(e.value), ull(e.limit));
+    case LayoutErrorKind::ReservedOverlapsRam:
+        return format(buffer, size,
+                      "reserved (shared) range 0x%llx-0x%llx of the Linux VM overlaps its RAM range 0x%llx-0x%llx",
+                      ull(e.value), ull(e.limit), ull(e.largest), ull(e.alignment));
+    case LayoutErrorKind::ReservedOverlapsApic:
+        return format(buffer, size,
+                      "reserved (shared) range 0x%llx-0x%llx of the Linux VM covers the APIC registers at 0x%llx",
+                      ull(e.value), ull(e.limit), ull(e.largest));
     case LayoutErrorKind::BadLowMemorySize:
         return format(buffer, size,
                       "the guest's low memory is %llu bytes; it must be a multiple of 4 KiB between 256 KiB and "
@@ -256,6 +328,7 @@ Result<BootLayout, LayoutError> plan_layout(const BzImage& kernel, const LayoutR
 {
     BootLayout out{};
     TRY(take_ram(request, out));
+    TRY(take_reserved(request, out));
 
     Status<MpError> mp = check_mp_config(request.mp);
     if (!mp) {

@@ -50,6 +50,9 @@ static_assert(kBootDataEnd <= kMinSize / 2, "boot data must leave most of the sm
 
 // Partition RAM ranges the layout accepts (the e820 table has room for many more).
 constexpr size_t kMaxRamRanges = 16;
+// Reserved ranges (shared regions) the layout accepts: one per [shared NAME] region at most
+// (config::kMaxShared).
+constexpr size_t kMaxReservedRanges = 8;
 // Physical addresses above this do not exist on x86-64 (52-bit MAXPHYADDR at most).
 constexpr uint64_t kPhysicalLimit = 1ull << 52;
 // With 4-level paging an identity map reaches only the lower canonical half.
@@ -61,6 +64,13 @@ struct LayoutRequest {
     // memory must not be in here (the guest would see them twice).
     const mm::PhysRange* ram = nullptr;
     size_t ram_count = 0;
+    // Memory the guest sees at GPA == HPA that is not its RAM: the shared regions it has with
+    // other partitions (docs/rpc.md). Described as e820 reserved, so Linux never allocates from
+    // them and a driver maps them itself; the kernel and initrd never go there. Same rules as RAM:
+    // 4 KiB aligned, non-empty, below 2^52, above 1 MiB, not overlapping each other, the RAM
+    // ranges or the APIC pages, in any order. At most kMaxReservedRanges; none is fine.
+    const mm::PhysRange* reserved = nullptr;
+    size_t reserved_count = 0;
     uint64_t low_memory_size = low_memory::kMaxSize;
     uint64_t initrd_size = 0;       // 0: no initrd
     uint64_t cmdline_length = 0;    // without the NUL
@@ -70,6 +80,8 @@ struct LayoutRequest {
 struct BootLayout {
     mm::PhysRange ram[kMaxRamRanges];  // sorted by address
     size_t ram_count;
+    mm::PhysRange reserved[kMaxReservedRanges];  // sorted by address; e820 reserved, not RAM
+    size_t reserved_count;
     uint64_t low_memory_size;
 
     // The protected-mode kernel is copied to kernel_load (BzImage::kernel_offset/kernel_size);
@@ -105,6 +117,12 @@ enum class LayoutErrorKind : uint8_t {
     RamInFirstMegabyte,    // value, limit: the range
     RamRangesOverlap,      // value, limit: the second range
     RamOverlapsApic,       // value, limit: the range; largest: the APIC page
+    TooManyReservedRanges, // value: count
+    BadReservedRange,      // value, limit: the range (empty, not 4 KiB aligned, past 2^52, or no pointer)
+    ReservedInFirstMegabyte, // value, limit: the range
+    ReservedRangesOverlap, // value, limit: the second range
+    ReservedOverlapsRam,   // value, limit: the reserved range; largest, alignment: the RAM range's base, end
+    ReservedOverlapsApic,  // value, limit: the range; largest: the APIC page
     BadLowMemorySize,      // value: the size
     CommandLineTooLong,    // value: length; limit: the longest allowed
     KernelDoesNotFit,      // value: bytes needed; limit: lowest address; alignment; largest: biggest block
@@ -132,7 +150,8 @@ const char* describe(LayoutErrorKind kind);
 // 0x7fffffff in the partition's RAM (largest free block there: 30 MiB)".
 size_t format_layout_error(char* buffer, size_t size, const LayoutError& error);
 
-// Chooses every address (see the rules in boot_layout.cpp and docs/linux-guest.md):
+// Checks the RAM and reserved ranges and copies them, sorted, into the layout; then chooses
+// every address (see the rules in boot_layout.cpp and docs/linux-guest.md):
 // - kernel: the lowest multiple of kernel_alignment at or above pref_address (and 1 MiB) whose
 //   init_size window lies inside one RAM range;
 // - initrd: as high as possible, page aligned, inside one RAM range, ending at or below

@@ -77,6 +77,9 @@ Status<LayoutError> build_e820(const BootLayout& layout, E820Table& out)
     TRY(e820_add(out, layout.ebda, kOneMiB - layout.ebda, E820Type::Reserved));
     for (size_t i = 0; i < layout.ram_count; ++i)
         TRY(e820_add(out, layout.ram[i].base, layout.ram[i].size(), E820Type::Ram));
+    // Shared regions: mapped, but not RAM. Linux never allocates from them; a driver maps them.
+    for (size_t i = 0; i < layout.reserved_count; ++i)
+        TRY(e820_add(out, layout.reserved[i].base, layout.reserved[i].size(), E820Type::Reserved));
     // The interrupt controllers' register pages, so nothing is ever placed over them.
     TRY(e820_add(out, layout.mp.ioapic_address, kPageSize, E820Type::Reserved));
     TRY(e820_add(out, layout.mp.local_apic_address, kPageSize, E820Type::Reserved));

@@ -56,10 +56,10 @@ struct E820Entry {
     E820Type type;
 };
 
-// The most entries build_e820() can produce is 2 + kMaxRamRanges + 2; the table holds a little
-// more (the zero page could hold 128), small enough to live on a kernel stack.
+// The most entries build_e820() can produce is 2 + kMaxRamRanges + kMaxReservedRanges + 2; the
+// table holds a little more (the zero page could hold 128), small enough to live on a kernel stack.
 constexpr size_t kMaxE820Entries = 32;
-static_assert(2 + kMaxRamRanges + 2 <= kMaxE820Entries, "build_e820 never fills the table");
+static_assert(2 + kMaxRamRanges + kMaxReservedRanges + 2 <= kMaxE820Entries, "build_e820 never fills the table");
 static_assert(kMaxE820Entries <= boot_params::kE820MaxEntries, "the zero page holds every entry");
 
 // Sorted by address, non-overlapping, adjacent entries of one type merged.
@@ -77,6 +77,7 @@ Status<LayoutError> e820_add(E820Table& table, uint64_t base, uint64_t size, E82
 //   RAM       [0, ebda)                  low memory below the EBDA
 //   reserved  [ebda, 1 MiB)              EBDA (MP table), the rest of low memory, VGA/ROM hole
 //   RAM       each partition RAM range   GPA == HPA
+//   reserved  each reserved range        GPA == HPA: the shared regions (not RAM)
 //   reserved  the I/O APIC page and the local APIC page
 Status<LayoutError> build_e820(const BootLayout& layout, E820Table& out);
 

@@ -39,6 +39,31 @@ int linux_partition_index(const Machine& machine)
 
 namespace {
 
+// The shared regions whose `between` lists partition `p`, as the plan placed them.
+struct SharedRanges {
+    mm::PhysRange range[kMaxReservedRanges];
+    size_t index[kMaxReservedRanges]; // into config.shared / plan.shared
+    size_t count = 0;
+};
+static_assert(config::kMaxShared <= kMaxReservedRanges, "every shared region fits the layout's reserved ranges");
+
+SharedRanges shared_with(const Machine& machine, int p)
+{
+    SharedRanges out;
+    for (size_t i = 0; i < machine.config.shared_count && i < machine.plan.shared_count; ++i) {
+        const config::SharedRegion& s = machine.config.shared[i];
+        for (size_t j = 0; j < s.partition_count; ++j) {
+            if (s.partitions[j] != p)
+                continue;
+            out.range[out.count] = mm::PhysRange{machine.plan.shared[i].base, machine.plan.shared[i].end};
+            out.index[out.count] = i;
+            ++out.count;
+            break;
+        }
+    }
+    return out;
+}
+
 const char* module_text(const Machine& machine, const char* name, uint64_t& length)
 {
     const mb2::Module* m = find_boot_module(machine, "vlibos.linux", name);
@@ -102,6 +127,10 @@ bool load_linux(Machine& machine, LinuxImage& out, const LinuxPci& pci)
     LayoutRequest request;
     request.ram = &ram;
     request.ram_count = 1;
+    // Shared regions (RPC): reserved in e820, mapped at GPA == HPA below.
+    const SharedRanges shared = shared_with(machine, p);
+    request.reserved = shared.range;
+    request.reserved_count = shared.count;
     request.low_memory_size = kLowMemory;
     request.initrd_size = initrd != nullptr ? initrd_size : 0;
     request.cmdline_length = strlen(cmdline);
@@ -152,6 +181,26 @@ bool load_linux(Machine& machine, LinuxImage& out, const LinuxPci& pci)
     if (!ok) {
         console::print("vlibos: linux: cannot build the guest memory map\n");
         return false;
+    }
+    // Each shared region at GPA == HPA, read/write, never executable; its frames belong to the
+    // region's own owner in the ledger (kernel/core/partitions.cpp), not to the partition.
+    for (size_t k = 0; k < shared.count; ++k) {
+        const size_t i = shared.index[k];
+        const mm::PhysRange r = shared.range[k];
+        const auto region_owner = static_cast<mm::OwnerId>(1 + config::kMaxPartitions + i);
+        auto shared_owned = [&](uint64_t hpa, uint64_t size) {
+            return machine.ownership.owned_entirely_by(mm::PhysRange::from_size(hpa, size), region_owner);
+        };
+        auto added = out.memory.add(GuestRegion{r.base, r.base, r.size(), GuestAccess{true, true, false}}, shared_owned);
+        if (!added) {
+            console::print("vlibos: linux: cannot map shared '%s' %#llx-%#llx: %s\n", machine.config.shared[i].name,
+                           static_cast<unsigned long long>(r.base), static_cast<unsigned long long>(r.end),
+                           describe(added.error()));
+            return false;
+        }
+        console::print("vlibos: linux: shared '%s' %#llx-%#llx (%s) mapped at GPA == HPA, e820 reserved\n",
+                       machine.config.shared[i].name, static_cast<unsigned long long>(r.base),
+                       static_cast<unsigned long long>(r.end), config::size_text(r.size()).text);
     }
     if (!pci.map_bars(machine, out.memory))
         return false;

@@ -139,6 +139,8 @@ void stop_all(LinuxVm& vm, size_t self)
     if (!__atomic_compare_exchange_n(&vm.stopping, &expected, true, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return;  // another vCPU stopped it first
     vm.stopper = static_cast<uint32_t>(self);
+    // From here on no guest code runs again: RT apps see "stopped" now, not after the reports.
+    set_state(LinuxVmState::Stopped);
     for (size_t i = 0; i < vm.image.vcpus; ++i)
         if (i != self)
             kick_vcpu(i, &vm);
