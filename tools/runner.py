@@ -622,7 +622,7 @@ class Qemu(Emulator):
         self.debug_log = self.stem + "." + self.name + ".debug.log"
         return [self.binary] + self.accel() + [
             "-smp", str(self.args.smp), "-m", str(self.args.memory),
-            "-display", "none", "-no-reboot", "-monitor", "none",
+            "-display", "none", "-no-reboot", "-monitor", os.environ.get("VLIBOS_QEMU_MONITOR", "none"),
             "-cdrom", self.iso, "-boot", "d",
             "-serial", "file:" + self.serial_log,
         ] + self.com2_args() + self.device_args() + [
