@@ -279,6 +279,15 @@ def check_no_faults(c, b, allow_exception=False, allow_panic=False, allow_errors
             c.check(False, "unexpected error at line %d: %s" % (i + 1, b.lines[i]))
 
 
+def linux_state_settles(states):
+    """The heartbeat's view of Linux ('running', 'stopped', ...) per beat, in print order: the last
+    beat sees 'stopped' and none goes back after the first that did. (RT output reaches COM1 in
+    batches, and QEMU TCG can starve CPU 0 for seconds, so a beat taken while Linux ran can be
+    printed after the monitor's stop line: the order of lines alone proves nothing.)"""
+    first = states.index("stopped") if "stopped" in states else len(states)
+    return bool(states) and states[-1] == "stopped" and all(x == "stopped" for x in states[first:])
+
+
 def check_com2_script(c, b):
     """Every step of the boot's COM2 script was done; a failed step is named with what COM2 showed
     last. Returns True when the whole script ran."""

@@ -280,12 +280,8 @@ def check_monitor(c, b):
         if stops:
             after = [m for i, m in beats if i > stops[0][0]]
             c.check(after, "no heartbeat after the VM stopped")
-            # RT output reaches COM1 in batches, and QEMU TCG may starve CPU 0 for seconds, so a
-            # beat taken while Linux ran can be printed after the stop line: what must hold is that
-            # the state never goes back once a beat saw "stopped", and the last beat sees it.
             states = [m.group(3) for _, m in beats]
-            first = states.index("stopped") if "stopped" in states else len(states)
-            c.check(states and states[-1] == "stopped" and all(x == "stopped" for x in states[first:]),
+            c.check(sc.linux_state_settles(states),
                     "the heartbeat's view of Linux is not 'stopped' at the end, or goes back: %s" % states)
     done = b.matching(DONE_RE)
     if c.check(len(done) == 1, "no 'heartbeat done' line"):

@@ -104,12 +104,8 @@ def check_common(c, b, name):
         if stop is not None:
             after = [m for i, m in beats if i > stops[0][0]]
             c.check(len(after) >= 1, "%s: no heartbeat after the VM stopped" % name)
-            # RT output reaches COM1 in batches (and QEMU TCG may starve CPU 0), so a beat taken
-            # while Linux ran can be printed after the stop line: the state must never go back
-            # once a beat saw "stopped", and the last beat must see it.
             states = [m.group(3) for _, m in beats]
-            first = states.index("stopped") if "stopped" in states else len(states)
-            c.check(states and states[-1] == "stopped" and all(x == "stopped" for x in states[first:]),
+            c.check(sc.linux_state_settles(states),
                     "%s: the heartbeat's view of Linux is not 'stopped' at the end, or goes back: %s" % (name, states))
             print("test: %s: %d beat(s) after the VM stopped (beats %s)" % (name, len(after), [int(m.group(1)) for m in after]))
     done = b.matching(DONE_RE)

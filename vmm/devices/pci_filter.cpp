@@ -693,9 +693,10 @@ PciFilter::MsixTableInfo PciFilter::msix_table(Bdf bdf) const
     return device ? device->msix_info : MsixTableInfo{};  // IntxOnly: cleared at assign()
 }
 
-Result<uint64_t, PciError> PciFilter::msix_read(Bdf bdf, uint32_t offset, uint8_t size)
+// An MSI-X table access the guest may make: an assigned function with a table the filter
+// shadows, 4 or 8 bytes, aligned to its size, inside the table.
+Status<PciError> PciFilter::check_msix_access(const Device* device, uint32_t offset, uint8_t size) const
 {
-    const Device* device = find(bdf);
     if (!device)
         return fail(PciError::NotAssigned);
     if (!device->msix || device->intx_only)
@@ -706,6 +707,13 @@ Result<uint64_t, PciError> PciFilter::msix_read(Bdf bdf, uint32_t offset, uint8_
         return fail(PciError::Unaligned);
     if (uint64_t{offset} + size > uint64_t{device->msix_info.entries} * kMsixEntrySize)
         return fail(PciError::OutsideMsixTable);
+    return {};
+}
+
+Result<uint64_t, PciError> PciFilter::msix_read(Bdf bdf, uint32_t offset, uint8_t size)
+{
+    const Device* device = find(bdf);
+    TRY(check_msix_access(device, offset, size));
     uint64_t result = 0;
     for (unsigned part = 0; part < size / 4u; ++part) {
         uint32_t at = offset + 4 * part;
@@ -727,16 +735,7 @@ Result<uint64_t, PciError> PciFilter::msix_read(Bdf bdf, uint32_t offset, uint8_
 Status<PciError> PciFilter::msix_write(Bdf bdf, uint32_t offset, uint8_t size, uint64_t value)
 {
     Device* device = find(bdf);
-    if (!device)
-        return fail(PciError::NotAssigned);
-    if (!device->msix || device->intx_only)
-        return fail(PciError::NoMsix);
-    if (size != 4 && size != 8)
-        return fail(PciError::BadSize);
-    if (offset % size)
-        return fail(PciError::Unaligned);
-    if (uint64_t{offset} + size > uint64_t{device->msix_info.entries} * kMsixEntrySize)
-        return fail(PciError::OutsideMsixTable);
+    TRY(check_msix_access(device, offset, size));
     for (unsigned part = 0; part < size / 4u; ++part) {
         uint32_t at = offset + 4 * part;
         auto dword = static_cast<uint32_t>(value >> (32 * part));

@@ -258,6 +258,7 @@ private:
     bool is_host_bridge(Bdf bdf) const;
     Status<PciError> walk_capabilities(Device& device);
     Status<PciError> check_msix_table(const Device& device) const;
+    Status<PciError> check_msix_access(const Device* device, uint32_t offset, uint8_t size) const;
     BarInfo bar_info(const Device& device, unsigned index) const;
     void hide_msi(Device& device);
     bool hidden(const Device& device, uint8_t reg) const;

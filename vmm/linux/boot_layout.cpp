@@ -26,6 +26,52 @@ Failure<LayoutError> refuse(LayoutErrorKind kind, uint64_t value = 0, uint64_t l
     return fail(e);
 }
 
+// What take_ranges() reports for each kind of bad range.
+struct RangeErrors {
+    LayoutErrorKind bad;             // empty, not 4 KiB aligned, or past 2^52
+    LayoutErrorKind first_megabyte;  // starts in the guest's low memory and legacy hole
+    LayoutErrorKind covers_apic;
+    LayoutErrorKind overlap;         // two of the ranges overlap
+};
+
+// Checks `count` ranges one by one (and with `refused(r)` for what only the caller knows), copies
+// them sorted into `out`, then checks them against each other. RAM and reserved ranges obey the
+// same rules; only the error kinds differ.
+template <class Extra>
+Status<LayoutError> take_ranges(const mm::PhysRange* in, size_t count, const LayoutRequest& request,
+                                const RangeErrors& errors, mm::PhysRange* out, size_t& out_count, Extra&& refused)
+{
+    const mm::PhysRange apic_pages[] = {
+        mm::PhysRange::from_size(request.mp.ioapic_address, kPageSize),
+        mm::PhysRange::from_size(request.mp.local_apic_address, kPageSize),
+    };
+    out_count = 0;
+    for (size_t i = 0; i < count; ++i) {
+        mm::PhysRange r = in[i];
+        if (r.empty() || !r.is_page_aligned() || r.end > kPhysicalLimit)
+            return refuse(errors.bad, r.base, r.end);
+        // The first MiB is the guest's low memory and the legacy hole; partition memory never is.
+        if (r.base < kOneMiB)
+            return refuse(errors.first_megabyte, r.base, r.end);
+        for (const mm::PhysRange& apic : apic_pages)
+            if (r.overlaps(apic))
+                return refuse(errors.covers_apic, r.base, r.end, apic.base);
+        TRY(refused(r));
+        // Insertion sort: a handful of ranges.
+        size_t at = out_count;
+        while (at > 0 && out[at - 1].base > r.base) {
+            out[at] = out[at - 1];
+            --at;
+        }
+        out[at] = r;
+        ++out_count;
+    }
+    for (size_t i = 1; i < out_count; ++i)
+        if (out[i].overlaps(out[i - 1]))
+            return refuse(errors.overlap, out[i].base, out[i].end);
+    return {};
+}
+
 // The RAM ranges, checked one by one and against each other, copied sorted into `out`.
 Status<LayoutError> take_ram(const LayoutRequest& request, BootLayout& out)
 {
@@ -33,34 +79,10 @@ Status<LayoutError> take_ram(const LayoutRequest& request, BootLayout& out)
         return refuse(LayoutErrorKind::NoRam);
     if (request.ram_count > kMaxRamRanges)
         return refuse(LayoutErrorKind::TooManyRamRanges, request.ram_count);
-    const mm::PhysRange apic_pages[] = {
-        mm::PhysRange::from_size(request.mp.ioapic_address, kPageSize),
-        mm::PhysRange::from_size(request.mp.local_apic_address, kPageSize),
-    };
-    out.ram_count = 0;
-    for (size_t i = 0; i < request.ram_count; ++i) {
-        mm::PhysRange r = request.ram[i];
-        if (r.empty() || !r.is_page_aligned() || r.end > kPhysicalLimit)
-            return refuse(LayoutErrorKind::BadRamRange, r.base, r.end);
-        // The first MiB is the guest's low memory and the legacy hole; partition RAM never is.
-        if (r.base < kOneMiB)
-            return refuse(LayoutErrorKind::RamInFirstMegabyte, r.base, r.end);
-        for (const mm::PhysRange& apic : apic_pages)
-            if (r.overlaps(apic))
-                return refuse(LayoutErrorKind::RamOverlapsApic, r.base, r.end, apic.base);
-        // Insertion sort: a handful of ranges.
-        size_t at = out.ram_count;
-        while (at > 0 && out.ram[at - 1].base > r.base) {
-            out.ram[at] = out.ram[at - 1];
-            --at;
-        }
-        out.ram[at] = r;
-        ++out.ram_count;
-    }
-    for (size_t i = 1; i < out.ram_count; ++i)
-        if (out.ram[i].overlaps(out.ram[i - 1]))
-            return refuse(LayoutErrorKind::RamRangesOverlap, out.ram[i].base, out.ram[i].end);
-    return {};
+    constexpr RangeErrors kRam{LayoutErrorKind::BadRamRange, LayoutErrorKind::RamInFirstMegabyte,
+                               LayoutErrorKind::RamOverlapsApic, LayoutErrorKind::RamRangesOverlap};
+    return take_ranges(request.ram, request.ram_count, request, kRam, out.ram, out.ram_count,
+                       [](const mm::PhysRange&) -> Status<LayoutError> { return {}; });
 }
 
 // The reserved ranges (shared regions), checked as RAM is and against the RAM already in `out`,
@@ -75,34 +97,16 @@ Status<LayoutError> take_reserved(const LayoutRequest& request, BootLayout& out)
         return refuse(LayoutErrorKind::TooManyReservedRanges, request.reserved_count);
     if (request.reserved == nullptr)
         return refuse(LayoutErrorKind::BadReservedRange, 0, 0);
-    const mm::PhysRange apic_pages[] = {
-        mm::PhysRange::from_size(request.mp.ioapic_address, kPageSize),
-        mm::PhysRange::from_size(request.mp.local_apic_address, kPageSize),
-    };
-    for (size_t i = 0; i < request.reserved_count; ++i) {
-        mm::PhysRange r = request.reserved[i];
-        if (r.empty() || !r.is_page_aligned() || r.end > kPhysicalLimit)
-            return refuse(LayoutErrorKind::BadReservedRange, r.base, r.end);
-        if (r.base < kOneMiB)
-            return refuse(LayoutErrorKind::ReservedInFirstMegabyte, r.base, r.end);
-        for (const mm::PhysRange& apic : apic_pages)
-            if (r.overlaps(apic))
-                return refuse(LayoutErrorKind::ReservedOverlapsApic, r.base, r.end, apic.base);
+    constexpr RangeErrors kReserved{LayoutErrorKind::BadReservedRange, LayoutErrorKind::ReservedInFirstMegabyte,
+                                    LayoutErrorKind::ReservedOverlapsApic, LayoutErrorKind::ReservedRangesOverlap};
+    auto clear_of_ram = [&](const mm::PhysRange& r) -> Status<LayoutError> {
         for (size_t j = 0; j < out.ram_count; ++j)
             if (r.overlaps(out.ram[j]))
                 return refuse(LayoutErrorKind::ReservedOverlapsRam, r.base, r.end, out.ram[j].base, out.ram[j].end);
-        size_t at = out.reserved_count;
-        while (at > 0 && out.reserved[at - 1].base > r.base) {
-            out.reserved[at] = out.reserved[at - 1];
-            --at;
-        }
-        out.reserved[at] = r;
-        ++out.reserved_count;
-    }
-    for (size_t i = 1; i < out.reserved_count; ++i)
-        if (out.reserved[i].overlaps(out.reserved[i - 1]))
-            return refuse(LayoutErrorKind::ReservedRangesOverlap, out.reserved[i].base, out.reserved[i].end);
-    return {};
+        return {};
+    };
+    return take_ranges(request.reserved, request.reserved_count, request, kReserved, out.reserved,
+                       out.reserved_count, clear_of_ram);
 }
 
 // The lowest multiple of kernel_alignment at or above pref_address (and 1 MiB) with room for the

@@ -49,10 +49,8 @@ constexpr uint16_t kFirstIoBarPort = 0x1000;  // below: the legacy ISA ports the
 constexpr uint64_t kPage = 0x1000;
 constexpr uint8_t kTimerPin = 2;
 
-void print_bdf(char* out, size_t size, Bdf bdf)
-{
-    format(out, size, "%02x:%02x.%x", bdf.bus, bdf.device, bdf.function);
-}
+// "00:03.0", as the configuration writes it.
+config::PciText name_of(Bdf bdf) { return config::pci_text(config::PciFunction{bdf.bus, bdf.device, bdf.function}); }
 
 void board_eoi(uint32_t pins, void* context) { static_cast<LinuxPci*>(context)->resample(pins); }
 
@@ -65,13 +63,12 @@ LinuxPci::LinuxPci() : filter_(g_host, apics_, policy_)
 
 bool LinuxPci::add_line(const Machine& machine, Bdf bdf, uint8_t& gsi_out)
 {
-    char name[16];
-    print_bdf(name, sizeof name, bdf);
+    const config::PciText name = name_of(bdf);
     uint8_t isa = filter_.interrupt_line(bdf);
     if (isa == 0 || isa >= 16) {
         console::print("vlibos: linux: pci %s: its interrupt line register says %u, not an ISA IRQ the firmware "
                        "routed it to (PCI interrupts routed only through ACPI _PRT are not supported)\n",
-                       name, isa);
+                       name.text, isa);
         return false;
     }
     x86::Ioapic::IsaIrq irq = x86::Ioapic::isa_irq(machine.platform, isa);
@@ -89,7 +86,7 @@ bool LinuxPci::add_line(const Machine& machine, Bdf bdf, uint8_t& gsi_out)
     else if (!level)
         why = "the firmware made it edge-triggered; a shared PCI line must be level-triggered";
     if (why != nullptr) {
-        console::print("vlibos: linux: pci %s: IRQ %u (GSI %u) cannot be forwarded: %s\n", name, isa, irq.gsi, why);
+        console::print("vlibos: linux: pci %s: IRQ %u (GSI %u) cannot be forwarded: %s\n", name.text, isa, irq.gsi, why);
         return false;
     }
     gsi_out = static_cast<uint8_t>(irq.gsi);
@@ -97,7 +94,7 @@ bool LinuxPci::add_line(const Machine& machine, Bdf bdf, uint8_t& gsi_out)
         if (lines_[i].gsi == irq.gsi)
             return true;  // a line shared with another assigned function
     if (line_count_ == kMaxLines) {
-        console::print("vlibos: linux: pci %s: more than %zu distinct interrupt lines\n", name, kMaxLines);
+        console::print("vlibos: linux: pci %s: more than %zu distinct interrupt lines\n", name.text, kMaxLines);
         return false;
     }
     lines_[line_count_] = Line{irq.gsi, level, active_low, 0, 0};
@@ -114,17 +111,16 @@ bool LinuxPci::assign(const Machine& machine, size_t partition, uint32_t apic_id
     bool ok = true;
     for (size_t n = 0; n < part.pci_count; ++n) {
         Bdf bdf{part.pci[n].bus, part.pci[n].device, part.pci[n].function};
-        char name[16];
-        print_bdf(name, sizeof name, bdf);
+        const config::PciText name = name_of(bdf);
         if (auto assigned = filter_.assign(bdf); !assigned) {
-            console::print("vlibos: linux: pci %s cannot be passed to the VM: %s\n", name,
+            console::print("vlibos: linux: pci %s cannot be passed to the VM: %s\n", name.text,
                            devices::describe(assigned.error()));
             ok = false;
             continue;
         }
         uint32_t id = x86::pci_config::read(bdf.bus, bdf.device, bdf.function, PciFilter::kVendorId, 4);
         FormatBuffer<256> what;
-        what.append("vlibos: linux: pci %s [%04x:%04x] passed to the VM:", name, id & 0xffff, id >> 16);
+        what.append("vlibos: linux: pci %s [%04x:%04x] passed to the VM:", name.text, id & 0xffff, id >> 16);
         for (unsigned b = 0; b < PciFilter::kBarCount; ++b) {
             devices::PciFilter::BarInfo bar = filter_.bar(bdf, b);
             if (!bar.present)
@@ -133,10 +129,10 @@ bool LinuxPci::assign(const Machine& machine, size_t partition, uint32_t apic_id
                 if (bar.base < kFirstIoBarPort || bar.base + bar.size > 0x10000) {
                     console::print("vlibos: linux: pci %s: I/O BAR %u at %#llx is in the legacy ports the monitor "
                                    "keeps (below 0x1000) or past 0xffff\n",
-                                   name, b, static_cast<unsigned long long>(bar.base));
+                                   name.text, b, static_cast<unsigned long long>(bar.base));
                     ok = false;
                 } else if (io_bar_count_ == kMaxIoBars) {
-                    console::print("vlibos: linux: pci %s: more than %zu I/O BARs\n", name, kMaxIoBars);
+                    console::print("vlibos: linux: pci %s: more than %zu I/O BARs\n", name.text, kMaxIoBars);
                     ok = false;
                 } else {
                     io_bars_[io_bar_count_++] = IoBar{static_cast<uint16_t>(bar.base),
@@ -149,7 +145,7 @@ bool LinuxPci::assign(const Machine& machine, size_t partition, uint32_t apic_id
             if (((bar.base | bar.size) & (kPage - 1)) != 0) {
                 // The page would also map whatever shares it.
                 console::print("vlibos: linux: pci %s: memory BAR %u (%#llx, %llu bytes) is not whole 4 KiB pages\n",
-                               name, b, static_cast<unsigned long long>(bar.base),
+                               name.text, b, static_cast<unsigned long long>(bar.base),
                                static_cast<unsigned long long>(bar.size));
                 ok = false;
             }
@@ -171,7 +167,7 @@ bool LinuxPci::assign(const Machine& machine, size_t partition, uint32_t apic_id
         }
         if (bdf.bus != 0) {
             console::print("vlibos: linux: pci %s: only functions on bus 0 can be passed (the VM has no bridges)\n",
-                           name);
+                           name.text);
             ok = false;
         }
         console::print("%s\n", what.c_str());
@@ -220,9 +216,8 @@ bool LinuxPci::map_bars(const Machine& machine, GuestMemory& memory) const
                 continue;
             GuestRegion region{bar.base, bar.base, bar.size, GuestAccess{true, true, false}, true};
             if (auto added = memory.add(region, device_range); !added) {
-                char name[16];
-                print_bdf(name, sizeof name, bdf);
-                console::print("vlibos: linux: pci %s: BAR %u (%#llx, %llu bytes) cannot be mapped: %s\n", name, b,
+                const config::PciText name = name_of(bdf);
+                console::print("vlibos: linux: pci %s: BAR %u (%#llx, %llu bytes) cannot be mapped: %s\n", name.text, b,
                                static_cast<unsigned long long>(bar.base), static_cast<unsigned long long>(bar.size),
                                added.error() == GuestMemoryError::NotOwned
                                    ? "it overlaps RAM, the monitor or an interrupt controller"
@@ -238,10 +233,13 @@ bool LinuxPci::owns_port(uint16_t port) const
 {
     if (count() == 0)
         return false;
-    if (PciFilter::claims_port(port))
-        return true;
+    return PciFilter::claims_port(port) || in_io_bar(port, port);
+}
+
+bool LinuxPci::in_io_bar(uint16_t first, uint32_t last) const
+{
     for (size_t i = 0; i < io_bar_count_; ++i)
-        if (port >= io_bars_[i].first && port <= io_bars_[i].last)
+        if (first >= io_bars_[i].first && last <= io_bars_[i].last)
             return true;
     return false;
 }
@@ -259,12 +257,8 @@ void LinuxPci::handle(const IoExit& io, GuestRegisters& regs)
         }
         return;
     }
-    // An assigned I/O BAR (owns_port checked the range; the access may run past its end only
-    // if the BAR's last port is its first byte, which the range check also bounds).
-    bool inside = false;
-    for (size_t i = 0; i < io_bar_count_; ++i)
-        inside = inside || (io.port >= io_bars_[i].first && io.port + io.size - 1u <= io_bars_[i].last);
-    if (!inside) {
+    // An assigned I/O BAR: owns_port() checked the first port, the whole access must fit too.
+    if (!in_io_bar(io.port, io.port + io.size - 1u)) {
         if (io.in)
             IoPolicy::complete_in(regs, io.size, 0xffff'ffffu);
         return;

@@ -82,6 +82,8 @@ private:
     };
 
     static void on_interrupt(unsigned index);
+    // Ports first..last lie in one assigned I/O BAR.
+    bool in_io_bar(uint16_t first, uint32_t last) const;
     bool add_line(const Machine& machine, devices::Bdf bdf, uint8_t& gsi_out);
 
     devices::GuestApics apics_;    // unused in INTx-only mode (no MSI destinations)

@@ -70,25 +70,20 @@ bool Ioapic::route(uint32_t gsi, const Route& r, bool masked)
     return true;
 }
 
-void Ioapic::mask(uint32_t gsi)
+// Read-modify-write of the low half of `gsi`'s entry (vector, modes, mask).
+void Ioapic::modify_low(uint32_t gsi, uint32_t clear, uint32_t set)
 {
     const Chip* chip = chip_of(gsi);
     if (chip == nullptr)
         return;
     auto reg = static_cast<uint8_t>(kRegRedirection + 2 * (gsi - chip->gsi_base));
     IrqSpinlockGuard guard(g_lock);
-    write(*chip, reg, static_cast<uint32_t>(read(*chip, reg) | kMasked));
+    write(*chip, reg, (read(*chip, reg) & ~clear) | set);
 }
 
-void Ioapic::unmask(uint32_t gsi)
-{
-    const Chip* chip = chip_of(gsi);
-    if (chip == nullptr)
-        return;
-    auto reg = static_cast<uint8_t>(kRegRedirection + 2 * (gsi - chip->gsi_base));
-    IrqSpinlockGuard guard(g_lock);
-    write(*chip, reg, static_cast<uint32_t>(read(*chip, reg) & ~kMasked));
-}
+void Ioapic::mask(uint32_t gsi) { modify_low(gsi, 0, static_cast<uint32_t>(kMasked)); }
+
+void Ioapic::unmask(uint32_t gsi) { modify_low(gsi, static_cast<uint32_t>(kMasked), 0); }
 
 uint64_t Ioapic::entry(uint32_t gsi)
 {

@@ -64,6 +64,7 @@ private:
     static const Chip* chip_of(uint32_t gsi);
     static uint32_t read(const Chip& chip, uint8_t reg);
     static void write(const Chip& chip, uint8_t reg, uint32_t value);
+    static void modify_low(uint32_t gsi, uint32_t clear, uint32_t set);
 
     static constexpr unsigned kMaxChips = acpi::kMaxIoApics;
     static Chip chips_[kMaxChips];
